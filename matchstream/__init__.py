@@ -1,0 +1,1 @@
+"""matchstream: real-time ML in the ingest path."""

@@ -1,0 +1,57 @@
+"""Session-wide fixtures: one private stack (broker + MariaDB) on free ports for all integration
+tests, started once and torn down at the end, so a developer's own stack is never touched."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from matchstream.config import Config
+from matchstream.stack import Stack
+from matchstream.stack.ports import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def private_config(state_dir: Path) -> Config:
+    """A config on fresh free ports, ignoring any MATCHSTREAM_* of the developer's shell."""
+    return Config.from_env(
+        environ={},
+        state_dir=state_dir,
+        kafka_port=free_port(),
+        db_port=free_port(),
+    )
+
+
+@pytest.fixture(scope="session")
+def stack_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
+    """The config of the session's private stack, already up; the engine is not started (tests
+    that need it start their own)."""
+    config = private_config(tmp_path_factory.mktemp("stack") / "state")
+    stack = Stack(config, with_engine=False)
+    try:
+        stack.up()
+        yield config
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def stack(stack_config: Config) -> Config:
+    """Alias kept for readability in tests: ``def test_x(stack): ... stack.kafka_bootstrap``."""
+    return stack_config
+
+
+@pytest.fixture
+def cli_env(stack_config: Config) -> dict[str, str]:
+    """Environment for running the ``matchstream`` command against the session's stack."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MATCHSTREAM_")}
+    env.update(
+        MATCHSTREAM_STATE_DIR=str(stack_config.state_dir),
+        MATCHSTREAM_KAFKA_PORT=str(stack_config.kafka_port),
+        MATCHSTREAM_DB_PORT=str(stack_config.db_port),
+    )
+    return env
