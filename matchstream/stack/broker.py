@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from matchstream.config import Config
 from matchstream.stack.errors import ComponentStartError, MissingBinaryError
+from matchstream.stack.ports import port_answers
 from matchstream.stack.process import ManagedProcess
 
 __all__ = ["PROJECT_TOPICS", "Broker"]
@@ -68,6 +69,10 @@ class Broker:
 
     def answers(self, timeout_s: float = 2.0) -> bool:
         """True when the broker answers a Kafka metadata request."""
+        # kafka-python retries a refused bootstrap for up to its whole timeout; a plain TCP
+        # probe first keeps `status` of a stopped stack instant.
+        if not port_answers(self.config.host, self.config.kafka_port):
+            return False
         try:
             self.list_topics(timeout_s)
             return True

@@ -18,6 +18,7 @@ import pymysql
 
 from matchstream.config import Config
 from matchstream.stack.errors import ComponentStartError, MissingBinaryError
+from matchstream.stack.ports import port_answers
 from matchstream.stack.process import ManagedProcess
 
 __all__ = ["MariaDB", "mask"]
@@ -205,6 +206,8 @@ class MariaDB:
 
     def answers(self) -> bool:
         """True when ``SELECT 1`` succeeds over TCP with the generated password."""
+        if not port_answers(self.config.host, self.config.db_port):
+            return False
         try:
             conn = pymysql.connect(
                 host=self.config.host,
