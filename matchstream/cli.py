@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -65,6 +66,37 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if all(r.answers for r in rows) else 3
 
 
+def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
+    variables: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise MatchstreamError(f"--var {pair!r}: expected NAME=VALUE")
+        variables[name] = value
+    return variables
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from matchstream.sqlrunner import ScriptSource, default_variables, run_sources
+
+    config = _config(args)
+    sources: list[ScriptSource] = []
+    for file in args.files:
+        path = Path(file)
+        if not path.is_file():
+            raise MatchstreamError(f"{file}: no such SQL file")
+        sources.append(ScriptSource.from_file(path))
+    for i, text in enumerate(args.execute or (), start=1):
+        sources.append(ScriptSource(text, f"-e#{i}", Path.cwd()))
+    if not sources:
+        sources.append(ScriptSource(sys.stdin.read(), "<stdin>", Path.cwd()))
+    variables = {**default_variables(config), **_parse_vars(args.var or ())}
+    run_sources(sources, config=config, variables=variables, database=args.database)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="matchstream",
@@ -79,11 +111,36 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text)
         _add_stack_flags(p)
         p.set_defaults(func=func)
+    sql = sub.add_parser(
+        "sql",
+        help="run SQL files, -e statements or stdin (pipeline statements go to the engine)",
+        description="Run SQL through the local stack. Statements are split like the mysql "
+        "client does; CREATE/START/STOP/ALTER/DROP/SHOW/TEST/EXTRACT PIPELINE statements run in "
+        "the local pipeline engine, everything else in MariaDB. ${NAME} placeholders are filled "
+        "from --var NAME=VALUE, whose local defaults are KAFKA, TRANSFORMS, MODEL_DIR, FEATURES.",
+    )
+    sql.add_argument("files", nargs="*", help="SQL files, run in the order given")
+    sql.add_argument("-e", "--execute", action="append", help="SQL text to run (repeatable)")
+    sql.add_argument("--var", action="append", metavar="NAME=VALUE", help="placeholder value")
+    sql.add_argument("-D", "--database", help="database to use first")
+    _add_stack_flags(sql)
+    sql.set_defaults(func=cmd_sql)
     return parser
+
+
+def _interpreter_first_on_path() -> None:
+    # Transforms start with `#!/usr/bin/env python3`: whatever runs them (the engine process, or
+    # `START PIPELINE ... FOREGROUND` in this process) must find this interpreter, with its
+    # installed packages, first, as the image's python3 is in the container path.
+    bin_dir = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "")
+    if path.split(os.pathsep)[0] != bin_dir:
+        os.environ["PATH"] = bin_dir + os.pathsep + path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _interpreter_first_on_path()
     try:
         return int(args.func(args))
     except MatchstreamError as exc:

@@ -65,4 +65,7 @@ bootstrap_venv() {
 bootstrap() {
   bootstrap_system
   bootstrap_venv
+  # Like `source .venv/bin/activate`: transforms (#!/usr/bin/env python3) started by the engine
+  # or by tests must find the venv's interpreter and packages.
+  export PATH="$VENV/bin:$PATH"
 }

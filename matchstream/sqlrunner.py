@@ -1,0 +1,144 @@
+"""Run SQL scripts the way `matchstream sql` does: split, fill ``${NAME}`` placeholders, send
+pipeline statements to the local engine and everything else to the database, print results.
+
+One session (connection) runs a whole invocation, so ``USE db`` in one file applies to the next,
+as in the ``mysql`` client. The first error stops the run and names ``file:line:col``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+from matchstream.config import Config, project_root
+from matchstream.db import connect
+from matchstream.errors import MatchstreamError
+
+__all__ = ["ScriptSource", "SqlRunError", "default_variables", "format_table", "run_sources"]
+
+
+class SqlRunError(MatchstreamError):
+    """A statement of a script failed; names where it starts and what the server said."""
+
+    def __init__(self, location: str, message: str) -> None:
+        super().__init__(f"{location}: {message}")
+        self.location, self.message = location, message
+
+
+@dataclass(frozen=True)
+class ScriptSource:
+    """SQL text and where it came from; ``base_dir`` resolves relative transform paths."""
+
+    text: str
+    name: str
+    base_dir: Path
+
+    @classmethod
+    def from_file(cls, path: Path) -> ScriptSource:
+        return cls(path.read_text(encoding="utf-8"), str(path), path.resolve().parent)
+
+
+def default_variables(config: Config) -> dict[str, str]:
+    """Placeholder values for the local stack; ``--var NAME=VALUE`` overrides each.
+
+    The container path keeps its own values in ``docker/pipeline-vars.env``.
+    """
+    root = project_root()
+    return {
+        "KAFKA": config.kafka_bootstrap,
+        "TRANSFORMS": str(root / "transforms"),
+        "MODEL_DIR": str(config.state_dir / "models"),
+        "FEATURES": str(root / "data" / "features.json"),
+    }
+
+
+def format_table(columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    """A plain text table like the mysql client's, NULL for None."""
+    header = [str(c) for c in columns]
+    body = [["NULL" if v is None else str(v) for v in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in body)]) for i, h in enumerate(header)]
+    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    out = [rule, line(header), rule, *(line(r) for r in body), rule]
+    out.append(f"{len(body)} row{'s' if len(body) != 1 else ''} in set")
+    return "\n".join(out)
+
+
+def run_sources(
+    sources: Iterable[ScriptSource],
+    *,
+    config: Config,
+    variables: Mapping[str, str],
+    emit: Callable[[str], None] = print,
+    database: str | None = None,
+) -> int:
+    """Run every statement of ``sources`` in order on one session; return how many ran."""
+    from matchstream.ddl import parse_statement, prepare_script
+
+    conn = connect(config, database)
+    ran = 0
+    try:
+        for source in sources:
+            for stmt in prepare_script(source.text, source.name, dict(variables)):
+                if stmt.is_pipeline:
+                    parsed = parse_statement(
+                        stmt.text, line=stmt.line, col=stmt.col, source=source.name
+                    )
+                    _run_pipeline_statement(conn, parsed, config, source, stmt.location, emit)
+                else:
+                    _run_sql(conn, stmt.text, stmt.location, emit)
+                ran += 1
+    finally:
+        conn.close()
+    return ran
+
+
+def _run_sql(
+    conn: pymysql.Connection, text: str, location: str, emit: Callable[[str], None]
+) -> None:
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(text)  # no parameters: a '%' in the text stays as written
+            while True:
+                if cursor.description:
+                    columns = [d[0] for d in cursor.description]
+                    emit(format_table(columns, cursor.fetchall()))
+                if not cursor.nextset():
+                    break
+    except pymysql.MySQLError as exc:
+        code, message = (exc.args + (None, str(exc)))[:2] if exc.args else (None, str(exc))
+        raise SqlRunError(location, f"ERROR {code}: {message}") from exc
+
+
+def _run_pipeline_statement(
+    conn: pymysql.Connection,
+    statement: Any,
+    config: Config,
+    source: ScriptSource,
+    location: str,
+    emit: Callable[[str], None],
+) -> None:
+    from matchstream.engine.statements import ResultSet, execute
+
+    # Pipeline statements run in explicit transactions (they commit implicitly, as on
+    # SingleStore); ordinary statements keep the client's usual autocommit.
+    conn.autocommit(False)
+    try:
+        result = execute(statement, conn=conn, config=config, sql_dir=source.base_dir)
+    except MatchstreamError as exc:
+        raise SqlRunError(location, str(exc)) from exc
+    except pymysql.MySQLError as exc:
+        raise SqlRunError(location, f"ERROR: {exc}") from exc
+    finally:
+        conn.autocommit(True)
+    if isinstance(result, ResultSet):
+        emit(format_table(result.columns, result.rows))
+    elif result.text:
+        emit(result.text)
