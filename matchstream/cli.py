@@ -97,6 +97,52 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_produce(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from matchstream.ml.spec import FeatureSpec
+    from matchstream.producer import produce_files, role_for_topic
+    from matchstream.sqlrunner import default_variables
+
+    config = _config(args)
+    spec = FeatureSpec.load(args.spec or default_variables(config)["FEATURES"])
+    report = produce_files(
+        args.topic,
+        [Path(f) for f in args.files],
+        bootstrap=args.bootstrap or config.kafka_bootstrap,
+        spec=spec,
+        role=role_for_topic(args.topic, args.role),
+        validate=not args.no_validate,
+        rate=args.rate,
+        loop=args.loop,
+        shuffle=args.shuffle,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    print(f"{args.topic}: sent {report.sent} rows, rejected {len(report.rejected)}")
+    return 1 if report.rejected else 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import threading
+    from pathlib import Path
+
+    from matchstream.ml.spec import FeatureSpec
+    from matchstream.sqlrunner import default_variables
+    from matchstream.watcher import Watcher
+
+    config = _config(args)
+    spec = FeatureSpec.load(args.spec or default_variables(config)["FEATURES"])
+    watcher = Watcher(
+        Path(args.dir), bootstrap=config.kafka_bootstrap, spec=spec, settle_s=args.settle
+    )
+    if args.once:
+        watcher.scan_once()
+        return 0
+    watcher.run(threading.Event())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="matchstream",
@@ -125,6 +171,54 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("-D", "--database", help="database to use first")
     _add_stack_flags(sql)
     sql.set_defaults(func=cmd_sql)
+
+    produce = sub.add_parser(
+        "produce",
+        help="send CSV rows to a topic, one message per row, checked against the feature spec",
+        description="Send every data row of the CSV files to TOPIC (header not sent), keyed by "
+        "the spec's id column. Rows the spec rejects are reported as file:line and not sent; "
+        "the exit status is 1 when any row was rejected, 2 on an error.",
+    )
+    produce.add_argument("topic")
+    produce.add_argument("files", nargs="+", metavar="FILE.csv")
+    produce.add_argument("--spec", help="feature spec (default data/features.json)")
+    produce.add_argument(
+        "--role",
+        choices=("training", "scoring"),
+        help="rows carry the label (training) or not (scoring); default: the topic's name",
+    )
+    produce.add_argument("--rate", type=float, metavar="ROWS_PER_S", help="limit the send rate")
+    produce.add_argument("--loop", action="store_true", help="send the files again and again")
+    produce.add_argument("--shuffle", action="store_true", help="send rows in random order")
+    produce.add_argument("--seed", type=int, help="seed for --shuffle")
+    produce.add_argument(
+        "--no-validate",
+        action="store_true",
+        help="send rows without checking them against the spec",
+    )
+    produce.add_argument("--bootstrap", help="Kafka bootstrap servers (default: the local stack)")
+    produce.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_stack_flags(produce)
+    produce.set_defaults(func=cmd_produce)
+
+    watch = sub.add_parser(
+        "watch",
+        help="produce every CSV dropped into DIR/training/ or DIR/scoring/, once",
+        description="Each complete file in DIR/training/ or DIR/scoring/ is produced to that "
+        "topic exactly once, then moved to DIR/done/ or to DIR/failed/ with a .reason.txt.",
+    )
+    watch.add_argument("dir")
+    watch.add_argument("--spec", help="feature spec (default data/features.json)")
+    watch.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="a file must stay unchanged this long before it is produced",
+    )
+    watch.add_argument("--once", action="store_true", help="one scan, then exit")
+    _add_stack_flags(watch)
+    watch.set_defaults(func=cmd_watch)
     return parser
 
 

@@ -1,0 +1,101 @@
+"""Run train.py and score.py the way SingleStore will, on a few real rows, and check the output.
+
+The image build runs this as the database user (see Dockerfile), so a transform that cannot find
+its interpreter, its packages, its feature spec or a writable directory fails ``docker build``
+instead of failing every pipeline batch later. The test suite runs it on the host too
+(tests/docker/test_image_layout.py), so the check itself is known to pass with working transforms.
+
+Standard library only: it must run on the image's bare interpreter and on any host python3.
+
+Usage::
+
+    python3 smoke_transforms.py --transforms DIR --features FILE --data DIR [--path PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# SingleStore frames every Kafka message with an 8-byte length (native unsigned long, which is
+# little-endian on x86_64): the same framing the local engine uses.
+HEADER = struct.Struct("<Q")
+
+# Rows per batch: enough for train.py to fit and evaluate a model, small enough that the build
+# step takes seconds (TensorFlow's import dominates).
+ROWS = 200
+
+# The columns score.py prints per row: id, probability, predicted, model_version, scored_at.
+SCORE_COLUMNS = 5
+
+# How long one transform may take; a TF import on an emulated CPU is slow but not minutes.
+TIMEOUT_S = 300
+
+
+def framed_rows(csv_path: Path, rows: int) -> tuple[bytes, int]:
+    """The first ``rows`` data rows of ``csv_path`` (header dropped), framed as one batch."""
+    lines = csv_path.read_text(encoding="utf-8").splitlines()[1 : rows + 1]
+    payload = b"".join(HEADER.pack(len(b)) + b for b in (line.encode() for line in lines))
+    return payload, len(lines)
+
+
+def run_transform(script: Path, args: list[str], stdin: bytes, env: dict[str, str]) -> list[str]:
+    """Execute ``script`` itself (so its shebang picks the interpreter) and return its rows."""
+    proc = subprocess.run(
+        [str(script), *args], input=stdin, capture_output=True, env=env, timeout=TIMEOUT_S,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"smoke: {script.name} exited {proc.returncode}\n"
+            f"--- stderr ---\n{proc.stderr.decode(errors='replace')}"
+        )
+    return [line for line in proc.stdout.decode().splitlines() if line.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--transforms", type=Path, required=True, help="dir of train.py, score.py")
+    parser.add_argument("--features", type=Path, required=True, help="the feature spec JSON")
+    parser.add_argument("--data", type=Path, required=True, help="dir of train.csv and score.csv")
+    parser.add_argument(
+        "--path", default=None,
+        help="PATH for the transforms; default: an empty environment, as if the database "
+        "passed none (then /usr/bin/env searches only /bin:/usr/bin)",
+    )
+    args = parser.parse_args(argv)
+    env = {} if args.path is None else {"PATH": args.path}
+
+    with tempfile.TemporaryDirectory(prefix="matchstream-smoke-") as model_dir:
+        common = ["--model-dir", model_dir]
+        train_in, _ = framed_rows(args.data / "train.csv", ROWS)
+        metrics = run_transform(
+            args.transforms / "train.py", [*common, "--spec", str(args.features)], train_in, env
+        )
+        if len(metrics) != 1:
+            raise SystemExit(f"smoke: train.py printed {len(metrics)} rows, expected 1 metrics row")
+
+        score_in, n_score = framed_rows(args.data / "score.csv", ROWS)
+        predictions = run_transform(args.transforms / "score.py", common, score_in, env)
+        if len(predictions) != n_score:
+            raise SystemExit(
+                f"smoke: score.py printed {len(predictions)} rows for {n_score} inputs"
+            )
+        bad = [p for p in predictions if len(p.split("\t")) != SCORE_COLUMNS]
+        if bad:
+            raise SystemExit(f"smoke: score.py row without {SCORE_COLUMNS} tab-separated fields: "
+                             f"{bad[0]!r}")
+        if not os.listdir(model_dir):
+            raise SystemExit("smoke: train.py wrote no model version")
+
+    print(f"smoke: ok (train.py: 1 metrics row; score.py: {n_score} predictions)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

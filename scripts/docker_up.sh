@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# The container path (./setup.sh --docker execs this): real SingleStore runs the pipelines and
+# the transforms, real Apache Kafka carries the topics. Needs Docker with Compose v2 and python3
+# (>= 3.11, standard library only) on the host; see docs/containers.md.
+#
+#   scripts/docker_up.sh            bring the stack up, apply sql/, start the pipelines, run the demo
+#   scripts/docker_up.sh --no-demo  the same without producing data
+#   scripts/docker_up.sh --reset    remove the stack and its volumes first, then start over
+#   scripts/docker_up.sh --down     stop the stack and remove its volumes (models, data, topics)
+#   scripts/docker_up.sh --print-sql  print sql/*.sql as SingleStore will get it, and exit
+#
+# Idempotent: a second run keeps the data, re-applies sql/ and produces nothing new if the topics
+# already hold messages. Secrets: SINGLESTORE_ROOT_PASSWORD (and optionally SINGLESTORE_LICENSE)
+# from the shell or docker/.env, which is created with a random password if missing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DOCKER_DIR="$ROOT/docker"
+COMPOSE_FILE="$DOCKER_DIR/compose.yaml"
+ENV_FILE="$DOCKER_DIR/.env"
+VARS_FILE="$DOCKER_DIR/pipeline-vars.env"
+# Overridable only so tests can render other SQL through this very script.
+SQL_DIR="${MATCHSTREAM_SQL_DIR:-$ROOT/sql}"
+
+# Fixed by issue 5: the database sql/00_schema.sql creates and the two pipelines/topics.
+DATABASE="speed_dating"
+TOPICS=(training scoring)
+# Partitions per topic: the dev image caps a database at 2 partitions, so more buys nothing.
+TOPIC_PARTITIONS=2
+# The free licence allows 8 cores at most (docs/containers.md, "Limits").
+MAX_CPUS=8
+# Seconds for `compose up --wait` (a first boot under emulation is slow) and for the pipelines
+# to catch up with the topics (every batch starts a Python process; training imports TensorFlow).
+UP_TIMEOUT="${MATCHSTREAM_DOCKER_UP_TIMEOUT:-900}"
+CATCHUP_TIMEOUT="${MATCHSTREAM_DOCKER_CATCHUP_TIMEOUT:-1800}"
+# Rows per second for the training file, so scoring visibly uses newer and newer model versions.
+TRAIN_RATE="${MATCHSTREAM_TRAIN_RATE:-200}"
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+
+demo=1 reset=0 down=0 print_sql=0
+for arg in "$@"; do
+  case "$arg" in
+    --no-demo) demo=0 ;;
+    --reset) reset=1 ;;
+    --down) down=1 ;;
+    --print-sql) print_sql=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown option '$arg' (try --help)" ;;
+  esac
+done
+
+compose() {
+  local args=(--project-directory "$DOCKER_DIR" -f "$COMPOSE_FILE")
+  if [ -f "$ENV_FILE" ]; then args+=(--env-file "$ENV_FILE"); fi
+  docker compose "${args[@]}" "$@"
+}
+
+# --- 1. pre-flight -------------------------------------------------------------------------
+preflight() {
+  command -v docker >/dev/null 2>&1 \
+    || die "docker not found: install Docker (Engine or Desktop) with Compose v2, or run ./setup.sh for the local stack"
+  docker compose version >/dev/null 2>&1 \
+    || die "'docker compose' (Compose v2) not found: install the Compose plugin (the old docker-compose v1 is not supported)"
+  docker info >/dev/null 2>&1 \
+    || die "no Docker daemon answers ('docker info' failed): start Docker, or check DOCKER_HOST and your permissions"
+  command -v python3 >/dev/null 2>&1 \
+    || die "python3 not found: it fills the \${NAME} placeholders of sql/*.sql"
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "python3 >= 3.11 needed on the host (found $(python3 -V 2>&1))"
+  if [ "$(uname -m)" = arm64 ] || [ "$(uname -m)" = aarch64 ]; then
+    say "warning: SingleStore's image is amd64-only and runs emulated here (slow; on macOS < 26 set S2_DEV_TAG=0.2.62 in docker/.env, see docs/containers.md)"
+  fi
+}
+
+ensure_env_file() {
+  if [ -f "$ENV_FILE" ] || [ -n "${SINGLESTORE_ROOT_PASSWORD:-}" ]; then return 0; fi
+  say "creating docker/.env with a random SingleStore root password (untracked; see docker/.env.example)"
+  local password
+  # Letters and digits only: the image's start script expands the password unquoted.
+  password="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  (umask 077 && printf 'SINGLESTORE_ROOT_PASSWORD=%s\n' "$password" > "$ENV_FILE")
+}
+
+# min(8, CPUs of the Docker host): more fails the free licence, more than the host has fails Docker.
+choose_cpus() {
+  if [ -n "${SINGLESTORE_CPUS:-}" ]; then return 0; fi
+  local ncpu
+  ncpu="$(docker info --format '{{.NCPU}}' 2>/dev/null || echo "$MAX_CPUS")"
+  [[ "$ncpu" =~ ^[0-9]+$ ]] || ncpu="$MAX_CPUS"
+  if [ "$ncpu" -gt "$MAX_CPUS" ]; then ncpu="$MAX_CPUS"; fi
+  export SINGLESTORE_CPUS="$ncpu"
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Only when the stack is not already running (then the ports are ours): a clear message instead
+# of Docker's "port is already allocated" halfway through the start.
+check_ports() {
+  if [ -n "$(compose ps -q --status running 2>/dev/null)" ]; then return 0; fi
+  local port
+  for port in 9092 "${SINGLESTORE_PORT:-3306}" "${SINGLESTORE_STUDIO_PORT:-8080}" "${SINGLESTORE_DATA_API_PORT:-9000}"; do
+    if port_busy "$port"; then
+      die "port $port on this host is in use. Kafka needs 9092 (the local stack uses it too: .venv/bin/matchstream down); set SINGLESTORE_PORT / SINGLESTORE_STUDIO_PORT / SINGLESTORE_DATA_API_PORT in docker/.env for the others"
+    fi
+  done
+}
+
+# --- 2. the stack --------------------------------------------------------------------------
+stack_up() {
+  say "docker compose up (build the SingleStore image, wait for both healthchecks; first time: many minutes)"
+  local wait_args=(--wait)
+  if docker compose up --help 2>/dev/null | grep -q -- '--wait-timeout'; then
+    wait_args+=(--wait-timeout "$UP_TIMEOUT")
+  fi
+  compose up -d --build "${wait_args[@]}" \
+    || die "the stack did not become healthy; see: docker compose -f docker/compose.yaml logs"
+}
+
+# SQL through the client in the SingleStore container. The password stays inside the container
+# (its ROOT_PASSWORD), never on this host's command line.
+s2_sql() {
+  # shellcheck disable=SC2016  # $ROOT_PASSWORD and $@ are expanded by the container's sh
+  compose exec -T singlestore sh -c \
+    'exec singlestore -h 127.0.0.1 -P 3306 -u root -p"$ROOT_PASSWORD" "$@"' sh "$@"
+}
+s2_query() { s2_sql --batch --skip-column-names; }
+
+var() {  # value of NAME in docker/pipeline-vars.env
+  sed -n "s/^$1=//p" "$VARS_FILE" | tail -n 1
+}
+
+check_model_dir() {
+  local model_dir
+  model_dir="$(var MODEL_DIR)"
+  [ -n "$model_dir" ] || die "MODEL_DIR missing from docker/pipeline-vars.env"
+  compose exec -T singlestore test -w "$model_dir" \
+    || die "$model_dir is not writable by the database user in the SingleStore container (volume 'models'); docker compose -f docker/compose.yaml down -v, then retry"
+}
+
+create_topics() {
+  local topic
+  for topic in "${TOPICS[@]}"; do
+    say "topic $topic"
+    compose exec -T kafka /opt/kafka/bin/kafka-topics.sh --bootstrap-server kafka:29092 \
+      --create --if-not-exists --topic "$topic" \
+      --partitions "$TOPIC_PARTITIONS" --replication-factor 1 >/dev/null \
+      || die "could not create topic $topic"
+  done
+}
+
+# --- 3. sql/ -------------------------------------------------------------------------------
+# Prints sql/*.sql in order with ${NAME} filled from docker/pipeline-vars.env. It uses the same
+# substitution as `matchstream sql --var` (matchstream/ddl/script.py, standard library only, so
+# no virtualenv is needed): an unknown placeholder fails with file:line:col. Each file is
+# substituted whole, so line numbers in the client's errors still point into the files.
+render_sql() {
+  PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 - "$ROOT" "$VARS_FILE" "$@" <<'PY'
+import os
+import sys
+from pathlib import Path
+
+from matchstream.ddl.script import substitute
+from matchstream.errors import MatchstreamError
+
+variables = {}
+for line in Path(sys.argv[2]).read_text(encoding="utf-8").splitlines():
+    line = line.strip()
+    if line and not line.startswith("#"):
+        name, _, value = line.partition("=")
+        variables[name.strip()] = value.strip()
+try:
+    for path in sys.argv[3:]:
+        text = Path(path).read_text(encoding="utf-8")
+        sys.stdout.write(substitute(text, variables, os.path.relpath(path, sys.argv[1])))
+        if not text.endswith("\n"):
+            sys.stdout.write("\n")
+except MatchstreamError as exc:
+    sys.exit(f"error: {exc}")
+PY
+}
+
+# sql/*.sql in the order the glob sorts them (00_, 10_, 20_ ...); sql/queries/ is not applied.
+SQL_FILES=()
+find_sql() {
+  local f
+  for f in "$SQL_DIR"/*.sql; do [ -e "$f" ] && SQL_FILES+=("$f"); done
+  [ "${#SQL_FILES[@]}" -gt 0 ] || die "no $SQL_DIR/*.sql files to apply"
+}
+
+apply_sql() {
+  local line=1 f rendered
+  find_sql
+  rendered="$(render_sql "${SQL_FILES[@]}")" || die "could not fill the placeholders of sql/*.sql"
+  say "applying ${SQL_FILES[*]##*/} (one session, in this order)"
+  # One session, so a USE in an earlier file holds for the later ones, as in one `matchstream sql` run.
+  if ! printf '%s\n' "$rendered" | s2_sql; then
+    echo "the client's line numbers count through the files in order:" >&2
+    for f in "${SQL_FILES[@]}"; do
+      echo "  line $line: start of ${f#"$ROOT"/}" >&2
+      line=$((line + $(wc -l < "$f")))
+    done
+    die "applying sql/ failed (see the SQL error above)"
+  fi
+}
+
+start_pipelines() {
+  local topic
+  for topic in "${TOPICS[@]}"; do
+    say "START PIPELINE $topic"
+    printf 'START PIPELINE IF NOT RUNNING %s;\n' "$topic" | s2_sql -D "$DATABASE" \
+      || die "could not start pipeline $topic"
+  done
+}
+
+# --- 4. the demo ---------------------------------------------------------------------------
+# Sum of the end offsets of a topic's partitions (= messages ever produced to it).
+topic_end() {
+  compose exec -T kafka /opt/kafka/bin/kafka-get-offsets.sh --bootstrap-server kafka:29092 \
+    --topic "$1" | awk -F: '{ s += $NF } END { print s + 0 }'
+}
+
+# One topic's CSV without its header, as "key<TAB>row" lines keyed by the spec's id column,
+# through the console producer on the broker's host listener (localhost:9092 is that listener
+# inside the Kafka container too): the fallback when .venv/bin/matchstream has no produce command.
+console_produce() {
+  local topic="$1" file="$2" id_column
+  id_column="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$ROOT/data/features.json")"
+  awk -F, -v OFS='\t' -v col="$id_column" '
+    NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) k = i; if (!k) exit 2; next }
+    { sub(/\r$/, ""); print $k, $0 }' "$file" \
+  | compose exec -T kafka /opt/kafka/bin/kafka-console-producer.sh \
+      --bootstrap-server localhost:9092 --topic "$topic" \
+      --property parse.key=true --property "key.separator=$(printf '\t')"
+}
+
+produce_data() {
+  local matchstream="$ROOT/.venv/bin/matchstream" pids=() pid failed=0
+  if [ -x "$matchstream" ] && "$matchstream" produce --help >/dev/null 2>&1; then
+    # .venv is created by ./setup.sh; the producer checks every row against the feature spec.
+    say "producing data/train.csv (at $TRAIN_RATE rows/s) and data/score.csv with matchstream produce to localhost:9092"
+    MATCHSTREAM_HOST=localhost MATCHSTREAM_KAFKA_PORT=9092 \
+      "$matchstream" produce training "$ROOT/data/train.csv" --rate "$TRAIN_RATE" & pids+=($!)
+    MATCHSTREAM_HOST=localhost MATCHSTREAM_KAFKA_PORT=9092 \
+      "$matchstream" produce scoring "$ROOT/data/score.csv" & pids+=($!)
+  else
+    say "producing with Kafka's console producer (no .venv/bin/matchstream produce; ./setup.sh creates .venv)"
+    console_produce training "$ROOT/data/train.csv" & pids+=($!)
+    console_produce scoring "$ROOT/data/score.csv" & pids+=($!)
+  fi
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  [ "$failed" -eq 0 ] || die "producing the demo data failed"
+}
+
+# Waits until every pipeline has committed up to its topic's end offsets (the cursors, not a
+# sleep), failing early with PIPELINES_ERRORS when a pipeline is in state Error.
+wait_for_pipelines() {
+  local deadline=$((SECONDS + CATCHUP_TIMEOUT)) topic end done_offset state
+  for topic in "${TOPICS[@]}"; do
+    end="$(topic_end "$topic")"
+    say "waiting for pipeline $topic to load $end messages"
+    while :; do
+      done_offset="$(printf "SELECT COALESCE(SUM(SUCCESSFUL_CURSOR_OFFSET), 0) FROM information_schema.PIPELINES_CURSORS WHERE DATABASE_NAME = '%s' AND PIPELINE_NAME = '%s';\n" "$DATABASE" "$topic" | s2_query)"
+      [ "${done_offset:-0}" -ge "$end" ] && break
+      state="$(printf "SELECT STATE FROM information_schema.PIPELINES WHERE DATABASE_NAME = '%s' AND PIPELINE_NAME = '%s';\n" "$DATABASE" "$topic" | s2_query)"
+      if [ "$state" = Error ]; then
+        printf "SELECT ERROR_TYPE, ERROR_MESSAGE FROM information_schema.PIPELINES_ERRORS WHERE DATABASE_NAME = '%s' AND PIPELINE_NAME = '%s' ORDER BY ERROR_UNIX_TIMESTAMP DESC LIMIT 5;\n" "$DATABASE" "$topic" | s2_sql >&2 || true
+        die "pipeline $topic is in state Error (errors above; README: troubleshooting)"
+      fi
+      [ "$SECONDS" -lt "$deadline" ] || die "pipeline $topic loaded ${done_offset:-0} of $end messages in ${CATCHUP_TIMEOUT}s"
+      sleep 2
+    done
+  done
+}
+
+# score_labels (the true outcomes of the scoring rows) lets the views compute live accuracy.
+# Loaded only if sql/ defines the table; replaced as a whole, so reruns do not duplicate it.
+load_labels() {
+  local exists
+  exists="$(printf "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '%s' AND TABLE_NAME = 'score_labels';\n" "$DATABASE" | s2_query)"
+  [ "$exists" = 1 ] || { say "no table score_labels in sql/: labels not loaded"; return 0; }
+  say "loading data/score_labels.csv into score_labels"
+  compose cp "$ROOT/data/score_labels.csv" singlestore:/tmp/score_labels.csv >/dev/null
+  s2_sql -D "$DATABASE" <<'SQL' || die "loading score_labels failed"
+DELETE FROM score_labels;
+LOAD DATA INFILE '/tmp/score_labels.csv' INTO TABLE score_labels
+  FIELDS TERMINATED BY ',' LINES TERMINATED BY '\n' IGNORE 1 LINES;
+SQL
+}
+
+summary() {
+  say "summary"
+  s2_sql -D "$DATABASE" --table <<'SQL'
+SELECT 'training_metrics' AS table_name, COUNT(*) AS row_count FROM training_metrics
+UNION ALL SELECT 'predictions', COUNT(*) FROM predictions;
+SELECT COUNT(DISTINCT model_version) AS model_versions_used_for_scoring FROM predictions;
+SQL
+}
+
+run_demo() {
+  local end_training end_scoring
+  end_training="$(topic_end training)"
+  end_scoring="$(topic_end scoring)"
+  if [ "$end_training" -gt 0 ] || [ "$end_scoring" -gt 0 ]; then
+    say "the topics already hold messages ($end_training training, $end_scoring scoring): not producing again (--reset starts over)"
+  else
+    produce_data
+  fi
+  wait_for_pipelines
+  load_labels
+  summary
+}
+
+main() {
+  if [ "$print_sql" -eq 1 ]; then find_sql; render_sql "${SQL_FILES[@]}"; return; fi
+  preflight
+  if [ "$down" -eq 1 ] || [ "$reset" -eq 1 ]; then
+    say "docker compose down -v (stack, models, data and topics)"
+    # Compose checks the required password variable on every command, even `down`, which never
+    # uses it: a placeholder keeps --down working without docker/.env.
+    SINGLESTORE_ROOT_PASSWORD="${SINGLESTORE_ROOT_PASSWORD:-unused0by0down}" \
+      compose down -v --remove-orphans
+    [ "$down" -eq 1 ] && return 0
+  fi
+  ensure_env_file
+  choose_cpus
+  check_ports
+  stack_up
+  check_model_dir
+  create_topics
+  apply_sql
+  start_pipelines
+  if [ "$demo" -eq 1 ]; then run_demo; fi
+  cat >&2 <<EOF
+
+SingleStore: mysql -h 127.0.0.1 -P ${SINGLESTORE_PORT:-3306} -u root -p   (password: SINGLESTORE_ROOT_PASSWORD in docker/.env)
+Studio:      http://localhost:${SINGLESTORE_STUDIO_PORT:-8080}
+Kafka:       localhost:9092 from this host, kafka:29092 from containers
+Stop:        scripts/docker_up.sh --down   (removes the volumes too)
+EOF
+}
+
+main
