@@ -30,4 +30,7 @@ say "matchstream up"
 echo
 "$VENV/bin/matchstream" status
 echo
-echo "Next: source .venv/bin/activate, then 'matchstream status', 'matchstream down'."
+say "matchstream demo (the main job; a second run prints the summary only)"
+"$VENV/bin/matchstream" demo
+echo
+echo "Next: . .venv/bin/activate, then e.g. matchstream sql sql/queries/*.sql (README: Querying)."

@@ -143,6 +143,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from matchstream.demo import DemoOptions, run_demo
+
+    options = DemoOptions(reset=args.reset)
+    if args.train_rate:
+        options = DemoOptions(reset=args.reset, train_rate=args.train_rate)
+    print(run_demo(_config(args), options))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="matchstream",
@@ -219,6 +229,27 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--once", action="store_true", help="one scan, then exit")
     _add_stack_flags(watch)
     watch.set_defaults(func=cmd_watch)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the main job: both pipelines on the speed-dating data, then a summary",
+        description="Apply sql/, start both pipelines, produce data/train.csv and "
+        "data/score.csv at the same time, wait for the pipelines' cursors, load score_labels "
+        "and print a summary. A second run prints the summary only; --reset starts over.",
+    )
+    demo.add_argument(
+        "--reset",
+        action="store_true",
+        help="drop pipelines, database, model versions and topic data first",
+    )
+    demo.add_argument(
+        "--train-rate",
+        type=float,
+        metavar="ROWS_PER_S",
+        help="training rows per second (default 150)",
+    )
+    _add_stack_flags(demo)
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -57,6 +57,9 @@ class Rejected:
 class ProduceReport:
     sent: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    # partition -> offset after the last acknowledged message: what a consumer (a pipeline
+    # cursor) must reach to have read everything this run sent.
+    end_offsets: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -252,7 +255,9 @@ def produce_files(
             failures = []
             for row, future in zip(order, futures, strict=True):
                 try:
-                    future.get(timeout=30)
+                    meta = future.get(timeout=30)
+                    end = report.end_offsets.get(meta.partition, 0)
+                    report.end_offsets[meta.partition] = max(end, meta.offset + 1)
                 except KafkaError as exc:
                     failures.append(f"line {row.line}: {exc}")
             if failures:

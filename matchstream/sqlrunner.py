@@ -16,6 +16,7 @@ import pymysql
 
 from matchstream.config import Config, project_root
 from matchstream.db import connect
+from matchstream.engine.catalog import CATALOG_SCHEMA
 from matchstream.errors import MatchstreamError
 
 __all__ = ["ScriptSource", "SqlRunError", "default_variables", "format_table", "run_sources"]
@@ -53,6 +54,7 @@ def default_variables(config: Config) -> dict[str, str]:
         "TRANSFORMS": str(root / "transforms"),
         "MODEL_DIR": str(config.state_dir / "models"),
         "FEATURES": str(root / "data" / "features.json"),
+        "CATALOG": CATALOG_SCHEMA,
     }
 
 

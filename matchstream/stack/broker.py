@@ -129,3 +129,16 @@ class Broker:
             return missing
         finally:
             admin.close()
+
+    def delete_topics(self, names: Iterable[str]) -> list[str]:
+        """Delete the topics that exist (all their messages); return the names deleted."""
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.address, request_timeout_ms=10_000)
+        try:
+            present = [n for n in names if n in set(admin.list_topics())]
+            if present:
+                admin.delete_topics(present)
+            return present
+        finally:
+            admin.close()

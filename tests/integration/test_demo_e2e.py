@@ -1,0 +1,66 @@
+"""The main job end to end on the local stack: engine, both pipelines, both transforms."""
+
+from __future__ import annotations
+
+import pytest
+
+from matchstream.config import Config
+from matchstream.db import connect
+from matchstream.demo import DemoOptions, run_demo
+from matchstream.engine.catalog import CATALOG_SCHEMA
+from matchstream.stack import Stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SCORE_ROWS = 975  # data rows of data/score.csv
+
+
+def query(config: Config, sql: str) -> list[tuple[object, ...]]:
+    conn = connect(config, "speed_dating")
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+    finally:
+        conn.close()
+
+
+def test_demo_trains_and_scores_concurrently_with_every_row_once(stack: Config) -> None:
+    engine_stack = Stack(stack)  # the session stack plus the engine process
+    assert engine_stack.engine is not None
+    engine_stack.up()
+    lines: list[str] = []
+    try:
+        text = run_demo(stack, DemoOptions(reset=True, score_rate=25.0), emit=lines.append)
+    finally:
+        engine_stack.engine.process.stop()
+    assert "Live scoring accuracy" in text
+
+    # Exactly one prediction per scoring row, no more, no less.
+    assert query(stack, "SELECT COUNT(*), COUNT(DISTINCT id) FROM predictions") == [
+        (SCORE_ROWS, SCORE_ROWS)
+    ]
+    # Every prediction used a version that existed (was trained) when it was scored.
+    assert query(
+        stack,
+        "SELECT COUNT(*) FROM predictions p LEFT JOIN training_metrics m "
+        "ON m.model_version = p.model_version "
+        "WHERE m.model_version IS NULL OR m.trained_at > p.scored_at",
+    ) == [(0,)]
+    # Training and scoring overlapped: scoring saw several versions.
+    ((versions_used,),) = query(stack, "SELECT COUNT(DISTINCT model_version) FROM predictions")
+    assert versions_used >= 2, f"scoring used {versions_used} model version(s)"
+    # One metrics row per successful training batch partition, covering all training rows.
+    ((metrics_rows, rows_total),) = query(
+        stack, "SELECT COUNT(*), SUM(`rows`) FROM training_metrics"
+    )
+    ((batches,),) = query(
+        stack,
+        f"SELECT COUNT(*) FROM `{CATALOG_SCHEMA}`.PIPELINES_BATCHES WHERE "
+        "DATABASE_NAME = 'speed_dating' AND PIPELINE_NAME = 'training' "
+        "AND BATCH_PARTITION_STATE = 'Succeeded' AND BATCH_SOURCE_PARTITION_ID IS NOT NULL "
+        "AND BATCH_PARTITION_MESSAGES > 0",
+    )
+    assert metrics_rows == batches
+    assert int(rows_total) == 3209
+    assert query(stack, "SELECT scored FROM live_scoring_accuracy") == [(SCORE_ROWS,)]
