@@ -61,6 +61,9 @@ class Config:
     # Where to look for mariadbd and mariadb-install-db; empty means PATH and the usual sbin
     # directories. Set it for a MariaDB unpacked somewhere else.
     db_bin_dir: str = ""
+    # A transform still running after this long is killed and its batch partition fails: long
+    # enough for train.py on a large batch, short enough that a hung transform surfaces.
+    transform_timeout_s: float = 300.0
     # How long `up` waits for a component to answer before giving up with its log's tail.
     start_timeout_s: float = 60.0
 

@@ -1,0 +1,454 @@
+"""The pipeline catalog: a dedicated schema holding SingleStore's pipeline views.
+
+SingleStore exposes pipeline state in ``information_schema``; MariaDB's ``information_schema`` is
+read-only, so the local engine keeps the same views, with the same names and columns, in the
+schema :data:`CATALOG_SCHEMA`. A monitoring query ports by changing only the schema name::
+
+    SELECT PIPELINE_NAME, STATE FROM information_schema.PIPELINES          -- SingleStore
+    SELECT PIPELINE_NAME, STATE FROM matchstream_catalog.PIPELINES         -- local engine
+
+========================== ======================= =========================================
+name                       kind                    one row per
+========================== ======================= =========================================
+PIPELINES                  view on pipeline_registry  pipeline
+PIPELINES_CURSORS          table                   Kafka partition of a pipeline
+PIPELINES_OFFSETS          view on PIPELINES_CURSORS  (same; newer SingleStore name)
+PIPELINES_BATCHES          table                   attempt of a batch partition
+PIPELINES_BATCHES_SUMMARY  view on PIPELINES_BATCHES  batch
+PIPELINES_ERRORS           table                   error or warning event
+pipeline_registry          table (internal)        pipeline: definition, state, counters
+========================== ======================= =========================================
+
+Extra columns a SingleStore view does not have are only in the internal tables.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CATALOG_SCHEMA",
+    "CursorRow",
+    "PipelineRow",
+    "State",
+    "ensure_catalog",
+]
+
+CATALOG_SCHEMA = "matchstream_catalog"
+
+
+class State:
+    """Values of ``pipeline_registry.STATE``, spelled as SHOW PIPELINES prints them.
+
+    ``information_schema.PIPELINES.STATE`` knows only Running, Stopped and Error; the PIPELINES
+    view maps the transient states onto those.
+    """
+
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+    ERROR = "Error"
+    FOREGROUND = "Running...Foreground"
+    TESTING = "Testing"
+
+
+# Kept per pipeline in PIPELINES_BATCHES; older rows are deleted as new batches are written
+# (SingleStore's pipelines_batches_metadata_to_keep plays the same role). Without a cap a
+# pipeline polling a busy topic would grow the table without bound.
+BATCH_ROWS_TO_KEEP = 1000
+# LOAD_DATA_LINE keeps at most this many bytes of the offending line; a 10 MB Kafka message would
+# otherwise be copied into every error row of every retry.
+MAX_LINE_BYTES = 64 * 1024
+
+_Q = f"`{CATALOG_SCHEMA}`"
+
+_DDL = [
+    f"CREATE DATABASE IF NOT EXISTS {_Q}",
+    f"""CREATE TABLE IF NOT EXISTS {_Q}.`pipeline_registry` (
+        `PIPELINE_ID` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        `DATABASE_NAME` VARCHAR(64) NOT NULL,
+        `PIPELINE_NAME` VARCHAR(64) NOT NULL,
+        `STATE` VARCHAR(32) NOT NULL,
+        `DEFINITION` LONGTEXT NOT NULL,
+        `SQL_DIR` VARCHAR(4096) NOT NULL,
+        `TRANSFORM_PATH` VARCHAR(4096) NULL,
+        `CONFIG_JSON` LONGTEXT NOT NULL,
+        `SKIPPED_BATCH_PARTITIONS` BIGINT NOT NULL DEFAULT 0,
+        `LAST_BATCH_ID` BIGINT NOT NULL DEFAULT 0,
+        `DEFINITION_VERSION` BIGINT NOT NULL DEFAULT 1,
+        `CREATE_TIME` DATETIME(6) NOT NULL,
+        `ALTER_TIME` DATETIME(6) NULL,
+        UNIQUE KEY `pipeline` (`DATABASE_NAME`, `PIPELINE_NAME`)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    f"""CREATE TABLE IF NOT EXISTS {_Q}.`PIPELINES_CURSORS` (
+        `DATABASE_NAME` VARCHAR(64) NOT NULL,
+        `PIPELINE_NAME` VARCHAR(64) NOT NULL,
+        `SOURCE_TYPE` VARCHAR(16) NOT NULL DEFAULT 'KAFKA',
+        `SOURCE_PARTITION_ID` VARCHAR(64) NOT NULL,
+        `EARLIEST_OFFSET` BIGINT NULL,
+        `LATEST_OFFSET` BIGINT NULL,
+        `CURSOR_OFFSET` BIGINT NOT NULL,
+        `SUCCESSFUL_CURSOR_OFFSET` BIGINT NOT NULL,
+        `UPDATED_UNIX_TIMESTAMP` DOUBLE NOT NULL,
+        `EXTRA_FIELDS` TEXT NULL,
+        PRIMARY KEY (`DATABASE_NAME`, `PIPELINE_NAME`, `SOURCE_PARTITION_ID`)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    f"""CREATE TABLE IF NOT EXISTS {_Q}.`PIPELINES_BATCHES` (
+        `DATABASE_NAME` VARCHAR(64) NOT NULL,
+        `PIPELINE_NAME` VARCHAR(64) NOT NULL,
+        `BATCH_ID` BIGINT NOT NULL,
+        `BATCH_STATE` VARCHAR(32) NOT NULL,
+        `BATCH_ROWS_WRITTEN` BIGINT NULL,
+        `BATCH_TIME` DOUBLE NULL,
+        `BATCH_START_UNIX_TIMESTAMP` DOUBLE NOT NULL,
+        `BATCH_PARTITION_STATE` VARCHAR(32) NOT NULL,
+        `BATCH_PARTITION_PARSED_ROWS` BIGINT NULL,
+        `BATCH_SOURCE_PARTITION_ID` VARCHAR(64) NOT NULL,
+        `BATCH_EARLIEST_OFFSET` BIGINT NOT NULL,
+        `BATCH_LATEST_OFFSET` BIGINT NOT NULL,
+        `BATCH_PARTITION_TIME` DOUBLE NULL,
+        `BATCH_PARTITION_EXTRACTED_BYTES` BIGINT NULL,
+        `BATCH_PARTITION_TRANSFORMED_BYTES` BIGINT NULL,
+        `BATCH_PARTITION_EXTRACTOR_WAIT_TIME` DOUBLE NULL,
+        `BATCH_PARTITION_TRANSFORM_WAIT_TIME` DOUBLE NULL,
+        `BATCH_PARTITION_MESSAGES` BIGINT NULL,
+        `ATTEMPT` INT NOT NULL DEFAULT 1,
+        `HOST` VARCHAR(255) NULL,
+        `PORT` INT NULL,
+        `PARTITION` INT NULL,
+        `ROW_ID` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        KEY `batch` (`DATABASE_NAME`, `PIPELINE_NAME`, `BATCH_ID`)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    f"""CREATE TABLE IF NOT EXISTS {_Q}.`PIPELINES_ERRORS` (
+        `DATABASE_NAME` VARCHAR(64) NOT NULL,
+        `PIPELINE_NAME` VARCHAR(64) NOT NULL,
+        `ERROR_UNIX_TIMESTAMP` DOUBLE NOT NULL,
+        `ERROR_TYPE` VARCHAR(16) NOT NULL,
+        `ERROR_CODE` INT NOT NULL,
+        `ERROR_MESSAGE` TEXT NOT NULL,
+        `ERROR_KIND` VARCHAR(16) NOT NULL,
+        `STD_ERROR` MEDIUMTEXT NULL,
+        `LOAD_DATA_LINE` MEDIUMTEXT NULL,
+        `LOAD_DATA_LINE_NUMBER` BIGINT NULL,
+        `BATCH_ID` BIGINT NULL,
+        `ERROR_ID` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        `BATCH_SOURCE_PARTITION_ID` VARCHAR(64) NULL,
+        `BATCH_EARLIEST_OFFSET` BIGINT NULL,
+        `BATCH_LATEST_OFFSET` BIGINT NULL,
+        `HOST` VARCHAR(255) NULL,
+        `PORT` INT NULL,
+        `PARTITION` INT NULL,
+        KEY `pipeline` (`DATABASE_NAME`, `PIPELINE_NAME`)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    f"""CREATE OR REPLACE SQL SECURITY INVOKER VIEW {_Q}.`PIPELINES` AS SELECT
+        `DATABASE_NAME`, `PIPELINE_NAME`, `PIPELINE_ID`, `CONFIG_JSON`,
+        CASE `STATE` WHEN 'Error' THEN 'Error' WHEN 'Running' THEN 'Running'
+             WHEN 'Running...Foreground' THEN 'Running' ELSE 'Stopped' END AS `STATE`,
+        `SKIPPED_BATCH_PARTITIONS`, `CREATE_TIME`, `ALTER_TIME`
+        FROM {_Q}.`pipeline_registry`""",
+    f"""CREATE OR REPLACE SQL SECURITY INVOKER VIEW {_Q}.`PIPELINES_OFFSETS` AS SELECT
+        `DATABASE_NAME`, `PIPELINE_NAME`, `SOURCE_TYPE`, `SOURCE_PARTITION_ID`,
+        `EARLIEST_OFFSET`, `LATEST_OFFSET`, `CURSOR_OFFSET`, `SUCCESSFUL_CURSOR_OFFSET`,
+        `UPDATED_UNIX_TIMESTAMP`, `EXTRA_FIELDS`
+        FROM {_Q}.`PIPELINES_CURSORS`""",
+    f"""CREATE OR REPLACE SQL SECURITY INVOKER VIEW {_Q}.`PIPELINES_BATCHES_SUMMARY` AS SELECT
+        `DATABASE_NAME`, `PIPELINE_NAME`, `BATCH_ID`,
+        CASE WHEN SUM(`BATCH_PARTITION_STATE` = 'In Progress') > 0 THEN 'In Progress'
+             WHEN COUNT(DISTINCT IF(`BATCH_PARTITION_STATE` = 'Succeeded',
+                                    `BATCH_SOURCE_PARTITION_ID`, NULL))
+                  = COUNT(DISTINCT `BATCH_SOURCE_PARTITION_ID`) THEN 'Succeeded'
+             ELSE 'Failed' END AS `BATCH_STATE`,
+        FROM_UNIXTIME(MIN(`BATCH_START_UNIX_TIMESTAMP`)) AS `START_TIME`,
+        SUM(`BATCH_ROWS_WRITTEN`) AS `ROWS_INSERTED`,
+        SUM(`BATCH_PARTITION_EXTRACTOR_WAIT_TIME`) AS `EXTRACTOR_WAIT_TIME`,
+        SUM(`BATCH_PARTITION_TRANSFORM_WAIT_TIME`) AS `TRANSFORM_WAIT_TIME`,
+        MAX(`BATCH_TIME`) AS `BATCH_TIME`,
+        SUM(`BATCH_ROWS_WRITTEN`) / NULLIF(MAX(`BATCH_TIME`), 0) AS `ROWS_PER_SEC`,
+        SUM(IF(`BATCH_PARTITION_STATE` = 'Succeeded', `BATCH_PARTITION_MESSAGES`, 0))
+            AS `ROWS_STREAMED`,
+        COUNT(DISTINCT `BATCH_SOURCE_PARTITION_ID`) AS `NUM_PARTITIONS`,
+        COUNT(DISTINCT IF(`BATCH_PARTITION_STATE` IN ('Succeeded', 'Skipped'),
+                          `BATCH_SOURCE_PARTITION_ID`, NULL)) AS `NUM_PARTITIONS_FINISHED`,
+        SUM(IF(`BATCH_PARTITION_STATE` = 'Succeeded', `BATCH_PARTITION_EXTRACTED_BYTES`, 0))
+            / 1048576 AS `MB_STREAMED`,
+        SUM(IF(`BATCH_PARTITION_STATE` = 'Succeeded', `BATCH_PARTITION_EXTRACTED_BYTES`, 0))
+            / 1048576 / NULLIF(MAX(`BATCH_TIME`), 0) AS `MB_PER_SEC`
+        FROM {_Q}.`PIPELINES_BATCHES`
+        GROUP BY `DATABASE_NAME`, `PIPELINE_NAME`, `BATCH_ID`""",
+]
+
+_ensured: set[tuple[str, int]] = set()
+
+
+def ensure_catalog(conn: Any) -> None:
+    """Create the catalog schema, tables and views if missing (idempotent, cheap after once)."""
+    key = (str(getattr(conn, "host", "")), int(getattr(conn, "port", 0) or 0))
+    if key in _ensured:
+        return
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+                       [CATALOG_SCHEMA])
+        row = cursor.fetchone()
+        if not row or int(row[0]) < 7:
+            for statement in _DDL:
+                cursor.execute(statement)
+    conn.commit()
+    _ensured.add(key)
+
+
+@dataclass(frozen=True)
+class PipelineRow:
+    pipeline_id: int
+    database: str
+    name: str
+    state: str
+    definition: str
+    sql_dir: str
+    transform_path: str | None
+    skipped_batch_partitions: int
+    definition_version: int
+
+
+_PIPELINE_COLUMNS = (
+    "`PIPELINE_ID`, `DATABASE_NAME`, `PIPELINE_NAME`, `STATE`, `DEFINITION`, `SQL_DIR`, "
+    "`TRANSFORM_PATH`, `SKIPPED_BATCH_PARTITIONS`, `DEFINITION_VERSION`"
+)
+
+
+def _pipeline(row: Iterable[Any]) -> PipelineRow:
+    values = list(row)
+    return PipelineRow(
+        int(values[0]), values[1], values[2], values[3], values[4], values[5], values[6],
+        int(values[7]), int(values[8]),
+    )
+
+
+def get_pipeline(
+    conn: Any, database: str, name: str, *, for_update: bool = False
+) -> PipelineRow | None:
+    sql = (
+        f"SELECT {_PIPELINE_COLUMNS} FROM {_Q}.`pipeline_registry` "
+        "WHERE `DATABASE_NAME` = %s AND `PIPELINE_NAME` = %s"
+    )
+    if for_update:
+        sql += " FOR UPDATE"
+    with conn.cursor() as cursor:
+        cursor.execute(sql, [database, name])
+        row = cursor.fetchone()
+    return _pipeline(row) if row else None
+
+
+def list_pipelines(
+    conn: Any, database: str | None = None, states: Iterable[str] | None = None
+) -> list[PipelineRow]:
+    sql = f"SELECT {_PIPELINE_COLUMNS} FROM {_Q}.`pipeline_registry` WHERE 1=1"
+    params: list[Any] = []
+    if database is not None:
+        sql += " AND `DATABASE_NAME` = %s"
+        params.append(database)
+    wanted = list(states or [])
+    if wanted:
+        sql += " AND `STATE` IN (" + ", ".join(["%s"] * len(wanted)) + ")"
+        params += wanted
+    sql += " ORDER BY `DATABASE_NAME`, `PIPELINE_NAME`"
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [_pipeline(r) for r in cursor.fetchall()]
+
+
+def insert_pipeline(
+    conn: Any, *, database: str, name: str, definition: str, sql_dir: str,
+    transform_path: str | None, config_json: dict[str, Any],
+) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_Q}.`pipeline_registry` (`DATABASE_NAME`, `PIPELINE_NAME`, `STATE`, "
+            "`DEFINITION`, `SQL_DIR`, `TRANSFORM_PATH`, `CONFIG_JSON`, `CREATE_TIME`) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, NOW(6))",
+            [database, name, State.STOPPED, definition, sql_dir, transform_path,
+             json.dumps(config_json, sort_keys=True)],
+        )
+
+
+def update_definition(
+    conn: Any, pipeline_id: int, *, definition: str, sql_dir: str | None,
+    transform_path: str | None, config_json: dict[str, Any], replaced: bool,
+) -> None:
+    """Store a new definition; ``replaced`` (CREATE OR REPLACE) also resets CREATE_TIME."""
+    sets = ["`DEFINITION` = %s", "`TRANSFORM_PATH` = %s", "`CONFIG_JSON` = %s",
+            "`DEFINITION_VERSION` = `DEFINITION_VERSION` + 1"]
+    params: list[Any] = [definition, transform_path, json.dumps(config_json, sort_keys=True)]
+    if sql_dir is not None:
+        sets.append("`SQL_DIR` = %s")
+        params.append(sql_dir)
+    sets.append("`CREATE_TIME` = NOW(6)" if replaced else "`ALTER_TIME` = NOW(6)")
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_Q}.`pipeline_registry` SET {', '.join(sets)} WHERE `PIPELINE_ID` = %s",
+            [*params, pipeline_id],
+        )
+
+
+def set_state(conn: Any, pipeline_id: int, state: str, *, only_if: Iterable[str] = ()) -> int:
+    """Set STATE; with ``only_if`` only from those states. Returns the rows changed."""
+    sql = f"UPDATE {_Q}.`pipeline_registry` SET `STATE` = %s WHERE `PIPELINE_ID` = %s"
+    params: list[Any] = [state, pipeline_id]
+    allowed = list(only_if)
+    if allowed:
+        sql += " AND `STATE` IN (" + ", ".join(["%s"] * len(allowed)) + ")"
+        params += allowed
+    with conn.cursor() as cursor:
+        return int(cursor.execute(sql, params))
+
+
+def delete_pipeline(conn: Any, database: str, name: str) -> None:
+    with conn.cursor() as cursor:
+        for table in ("pipeline_registry", "PIPELINES_CURSORS", "PIPELINES_BATCHES",
+                      "PIPELINES_ERRORS"):
+            cursor.execute(
+                f"DELETE FROM {_Q}.`{table}` WHERE `DATABASE_NAME` = %s AND `PIPELINE_NAME` = %s",
+                [database, name],
+            )
+
+
+def next_batch_id(conn: Any, pipeline_id: int) -> int:
+    """Allocate a batch id (committed on its own so concurrent batches never share one)."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_Q}.`pipeline_registry` SET `LAST_BATCH_ID` = "
+            "LAST_INSERT_ID(`LAST_BATCH_ID` + 1) WHERE `PIPELINE_ID` = %s",
+            [pipeline_id],
+        )
+        cursor.execute("SELECT LAST_INSERT_ID()")
+        row = cursor.fetchone()
+    conn.commit()
+    return int(row[0])
+
+
+@dataclass(frozen=True)
+class CursorRow:
+    partition: int
+    earliest: int | None
+    latest: int | None
+    cursor: int
+
+
+def get_cursors(
+    conn: Any, database: str, name: str, *, for_update: bool = False
+) -> dict[int, CursorRow]:
+    sql = (
+        f"SELECT `SOURCE_PARTITION_ID`, `EARLIEST_OFFSET`, `LATEST_OFFSET`, `CURSOR_OFFSET` "
+        f"FROM {_Q}.`PIPELINES_CURSORS` WHERE `DATABASE_NAME` = %s AND `PIPELINE_NAME` = %s"
+    )
+    if for_update:
+        sql += " FOR UPDATE"
+    with conn.cursor() as cursor:
+        cursor.execute(sql, [database, name])
+        rows = cursor.fetchall()
+    out = {}
+    for pid, earliest, latest, cur in rows:
+        out[int(pid)] = CursorRow(int(pid), earliest, latest, int(cur))
+    return out
+
+
+def put_cursor(
+    conn: Any, database: str, name: str, partition: int, *, cursor: int | None,
+    earliest: int | None = None, latest: int | None = None,
+) -> None:
+    """Insert or update one partition's cursor; ``cursor=None`` only refreshes the watermarks."""
+    now = time.time()
+    with conn.cursor() as cur:
+        if cursor is None:
+            cur.execute(
+                f"UPDATE {_Q}.`PIPELINES_CURSORS` SET `EARLIEST_OFFSET` = %s, "
+                "`LATEST_OFFSET` = %s WHERE `DATABASE_NAME` = %s AND `PIPELINE_NAME` = %s "
+                "AND `SOURCE_PARTITION_ID` = %s",
+                [earliest, latest, database, name, str(partition)],
+            )
+            return
+        cur.execute(
+            f"INSERT INTO {_Q}.`PIPELINES_CURSORS` (`DATABASE_NAME`, `PIPELINE_NAME`, "
+            "`SOURCE_TYPE`, `SOURCE_PARTITION_ID`, `EARLIEST_OFFSET`, `LATEST_OFFSET`, "
+            "`CURSOR_OFFSET`, `SUCCESSFUL_CURSOR_OFFSET`, `UPDATED_UNIX_TIMESTAMP`) "
+            "VALUES (%s, %s, 'KAFKA', %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
+            "`EARLIEST_OFFSET` = COALESCE(VALUES(`EARLIEST_OFFSET`), `EARLIEST_OFFSET`), "
+            "`LATEST_OFFSET` = COALESCE(VALUES(`LATEST_OFFSET`), `LATEST_OFFSET`), "
+            "`CURSOR_OFFSET` = VALUES(`CURSOR_OFFSET`), "
+            "`SUCCESSFUL_CURSOR_OFFSET` = VALUES(`SUCCESSFUL_CURSOR_OFFSET`), "
+            "`UPDATED_UNIX_TIMESTAMP` = VALUES(`UPDATED_UNIX_TIMESTAMP`)",
+            [database, name, str(partition), earliest, latest, cursor, cursor, now],
+        )
+
+
+def insert_batch_row(conn: Any, **values: Any) -> None:
+    columns = ", ".join(f"`{k}`" for k in values)
+    marks = ", ".join(["%s"] * len(values))
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_Q}.`PIPELINES_BATCHES` ({columns}) VALUES ({marks})",
+            list(values.values()),
+        )
+
+
+def trim_batches(conn: Any, database: str, name: str, keep: int = BATCH_ROWS_TO_KEEP) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"SELECT MAX(`BATCH_ID`) FROM {_Q}.`PIPELINES_BATCHES` "
+            "WHERE `DATABASE_NAME` = %s AND `PIPELINE_NAME` = %s",
+            [database, name],
+        )
+        row = cursor.fetchone()
+        if row and row[0] is not None and int(row[0]) > keep:
+            cursor.execute(
+                f"DELETE FROM {_Q}.`PIPELINES_BATCHES` WHERE `DATABASE_NAME` = %s "
+                "AND `PIPELINE_NAME` = %s AND `BATCH_ID` <= %s",
+                [database, name, int(row[0]) - keep],
+            )
+
+
+def clip_line(line: bytes | None) -> str | None:
+    if line is None:
+        return None
+    text = line[:MAX_LINE_BYTES].decode("utf-8", errors="backslashreplace")
+    if len(line) > MAX_LINE_BYTES:
+        text += f"... [{len(line)} bytes in total]"
+    return text
+
+
+def insert_error(
+    conn: Any, *, database: str, name: str, error_type: str, code: int, message: str,
+    kind: str, stderr: str | None = None, line: bytes | None = None,
+    line_number: int | None = None, batch_id: int | None = None,
+    partition: int | None = None, start: int | None = None, end: int | None = None,
+) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_Q}.`PIPELINES_ERRORS` (`DATABASE_NAME`, `PIPELINE_NAME`, "
+            "`ERROR_UNIX_TIMESTAMP`, `ERROR_TYPE`, `ERROR_CODE`, `ERROR_MESSAGE`, `ERROR_KIND`, "
+            "`STD_ERROR`, `LOAD_DATA_LINE`, `LOAD_DATA_LINE_NUMBER`, `BATCH_ID`, "
+            "`BATCH_SOURCE_PARTITION_ID`, `BATCH_EARLIEST_OFFSET`, `BATCH_LATEST_OFFSET`, "
+            "`HOST`, `PORT`, `PARTITION`) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, NULL)",
+            [database, name, time.time(), error_type, code, message, kind, stderr or None,
+             clip_line(line), line_number, batch_id,
+             None if partition is None else str(partition), start, end],
+        )
+
+
+def config_json(stmt: Any) -> dict[str, Any]:
+    """CONFIG_JSON of PIPELINES: the keys public monitoring code reads, plus the batch options."""
+    return {
+        "source_type": "KAFKA",
+        "connection_string": stmt.source.endpoint,
+        "data_format": "CSV",
+        "stop_on_error": stmt.effective_stop_on_error,
+        "batch_interval": stmt.effective_batch_interval,
+        "max_partitions_per_batch": stmt.max_partitions_per_batch,
+        "max_retries_per_batch_partition": stmt.effective_max_retries_per_batch_partition,
+        "max_offsets_per_batch_partition": stmt.effective_max_offsets_per_batch_partition,
+        "transform": None if stmt.transform is None else stmt.transform.uri,
+        "table": stmt.table,
+    }

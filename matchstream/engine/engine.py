@@ -1,0 +1,126 @@
+"""The long-running engine process: one runner thread per Running pipeline.
+
+The catalog is the only channel between statements (run by ``matchstream sql`` in another
+process) and the engine. Every :data:`~matchstream.engine.settings.DEFAULT_POLL_S` the engine
+
+1. reads which pipelines are ``Running`` (and their definition versions);
+2. stops the runners of pipelines that are no longer Running or whose definition changed
+   (CREATE OR REPLACE, ALTER): their in-flight batch partition is killed and rolled back, or, if
+   it already holds the commit lock, finishes;
+3. starts runners for Running pipelines without one, and restarts crashed runners.
+
+Killing the engine at any moment loses nothing: the database rolls back the open transaction and
+the next engine resumes from the committed cursors.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from matchstream.config import Config
+from matchstream.engine import catalog
+from matchstream.engine.catalog import PipelineRow, State
+from matchstream.engine.errors import EngineError
+from matchstream.engine.runner import PipelineRunner
+from matchstream.engine.settings import EngineSettings, open_connection
+
+__all__ = ["Engine"]
+
+log = logging.getLogger(__name__)
+
+# A runner that crashed (a bug or a lost database connection) is restarted after this long, so a
+# persistent failure does not spin.
+RESTART_BACKOFF_S = 2.0
+
+
+@dataclass
+class _Worker:
+    row: PipelineRow
+    thread: threading.Thread
+    stop: threading.Event
+    crashed_at: float | None = None
+
+
+class Engine:
+    def __init__(self, config: Config, settings: EngineSettings | None = None) -> None:
+        self.config = config
+        self.settings = settings or EngineSettings.from_config(config)
+        self._workers: dict[int, _Worker] = {}
+        self._crashes: dict[int, float] = {}
+
+    def run(self, stop: threading.Event) -> None:
+        """Steps 1-3 of the module docstring until ``stop`` is set."""
+        conn = open_connection(self.config)
+        try:
+            catalog.ensure_catalog(conn)
+            log.info("engine started; catalog in schema %s", catalog.CATALOG_SCHEMA)
+            while not stop.is_set():
+                conn.begin()
+                running = {r.pipeline_id: r for r in catalog.list_pipelines(
+                    conn, states=[State.RUNNING])}
+                conn.commit()
+                self._reconcile(running)
+                stop.wait(self.settings.poll_s)
+        finally:
+            for worker in self._workers.values():
+                worker.stop.set()
+            for worker in self._workers.values():
+                worker.thread.join(timeout=30)
+            conn.close()
+            log.info("engine stopped")
+
+    def _reconcile(self, running: dict[int, PipelineRow]) -> None:
+        for pipeline_id, worker in list(self._workers.items()):
+            wanted = running.get(pipeline_id)
+            stale = wanted is None or wanted.definition_version != worker.row.definition_version
+            if stale:
+                worker.stop.set()
+            if not worker.thread.is_alive():
+                del self._workers[pipeline_id]
+        now = time.monotonic()
+        for pipeline_id, row in running.items():
+            if pipeline_id in self._workers:
+                continue
+            if now - self._crashes.get(pipeline_id, -RESTART_BACKOFF_S) < RESTART_BACKOFF_S:
+                continue
+            stop = threading.Event()
+            thread = threading.Thread(target=self._run_pipeline, args=(row, stop),
+                                      name=f"pipeline-{row.database}.{row.name}", daemon=True)
+            self._workers[pipeline_id] = _Worker(row, thread, stop)
+            thread.start()
+
+    def _run_pipeline(self, row: PipelineRow, stop: threading.Event) -> None:
+        log.info("running pipeline %s.%s", row.database, row.name)
+        try:
+            runner = PipelineRunner(self.config, row, self.settings)
+            summary = runner.run(stop)
+            log.info("pipeline %s.%s: %d batches, %d rows%s", row.database, row.name,
+                     summary.batches, summary.rows,
+                     f", ended with {summary.error}" if summary.error else "")
+        except EngineError as exc:
+            # The definition cannot run any more (transform deleted, option unsupported):
+            # like a batch that exhausted its retries with STOP_ON_ERROR ON.
+            log.error("pipeline %s.%s cannot run: %s", row.database, row.name, exc)
+            self._to_error(row, exc)
+        except Exception:
+            log.exception("pipeline %s.%s crashed; restarting", row.database, row.name)
+            self._crashes[row.pipeline_id] = time.monotonic()
+
+    def _to_error(self, row: PipelineRow, exc: EngineError) -> None:
+        try:
+            conn = open_connection(self.config)
+        except Exception:  # noqa: BLE001
+            log.exception("cannot record the error of %s", row.name)
+            self._crashes[row.pipeline_id] = time.monotonic()
+            return
+        try:
+            conn.begin()
+            catalog.insert_error(conn, database=row.database, name=row.name, error_type="Error",
+                                 code=exc.code, message=str(exc), kind="Internal")
+            catalog.set_state(conn, row.pipeline_id, State.ERROR, only_if=[State.RUNNING])
+            conn.commit()
+        finally:
+            conn.close()

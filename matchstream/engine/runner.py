@@ -1,0 +1,358 @@
+"""Running one pipeline: batches back to back while there is data, then BATCH_INTERVAL naps.
+
+One round (a *batch*), as SingleStore schedules it (docs/singlestore-pipelines.md §5):
+
+1. Discover the topic's partitions (new ones get a cursor at EARLIEST) and their true ends.
+   A cursor beyond the end means the broker lost data: the pipeline goes to ``Error`` with a
+   message saying to ``SET OFFSETS EARLIEST``; retrying could not help.
+2. Pick up to MAX_PARTITIONS_PER_BATCH partitions with data (round robin when there are more).
+   None: the round is idle and the runner sleeps BATCH_INTERVAL ms.
+3. Read each partition's range ``[cursor, min(end, cursor + MAX_OFFSETS_PER_BATCH_PARTITION))``;
+   a range that failed before is read again with exactly the same bounds.
+4. Run the batch partitions in parallel (:func:`matchstream.engine.batch.run_batch_partition`).
+5. A failed range counts one attempt. After MAX_RETRIES_PER_BATCH_PARTITION attempts:
+   STOP_ON_ERROR ON puts the pipeline in ``Error`` and ends the runner; OFF skips the range (the
+   cursor moves past it and SKIPPED_BATCH_PARTITIONS grows by one).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matchstream.config import Config
+from matchstream.ddl import parse_statement
+from matchstream.ddl.ast import CreatePipeline
+from matchstream.engine import catalog
+from matchstream.engine.batch import (
+    Outcome,
+    PartitionResult,
+    PipelinePlan,
+    record_error,
+    run_batch_partition,
+)
+from matchstream.engine.catalog import PipelineRow, State
+from matchstream.engine.errors import (
+    BatchPartitionError,
+    CursorBeyondEndError,
+    EngineError,
+    ExtractError,
+)
+from matchstream.engine.extractor import Extractor, PartitionData, Watermarks
+from matchstream.engine.loader import LoadSpec
+from matchstream.engine.settings import EngineSettings, open_connection
+from matchstream.engine.transform_runner import resolve_transform
+
+__all__ = ["PipelineRunner", "RunSummary", "build_plan"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    batches: int = 0
+    rows: int = 0
+    error: EngineError | None = None  # the error that ended the run (state Error / FOREGROUND)
+    skipped: int = 0
+    partitions_committed: int = 0
+
+
+@dataclass
+class _Retry:
+    end: int
+    attempts: int = 0
+
+
+@dataclass
+class _Round:
+    idle: bool = False
+    fatal: EngineError | None = None
+    rows: int = 0
+    results: list[PartitionResult] = field(default_factory=list)
+
+
+def build_plan(
+    row: PipelineRow, settings: EngineSettings, *, run_state: str
+) -> PipelinePlan:
+    stmt = parse_statement(row.definition)
+    assert isinstance(stmt, CreatePipeline), "the registry stores CREATE PIPELINE statements"
+    transform = None
+    if stmt.transform is not None:
+        transform = resolve_transform(
+            stmt.transform, sql_dir=Path(row.sql_dir),
+            unpack_dir=settings.unpack_dir / f"{row.database}.{row.name}",
+        )
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    return PipelinePlan(
+        database=row.database, pipeline_id=row.pipeline_id, stmt=stmt,
+        spec=LoadSpec.from_pipeline(stmt, row.database), transform=transform,
+        run_state=run_state, transform_timeout_s=settings.transform_timeout_s,
+        work_dir=settings.work_dir,
+    )
+
+
+class PipelineRunner:
+    """Runs one pipeline until stopped, idle (foreground), out of batches or in Error."""
+
+    def __init__(
+        self, config: Config, row: PipelineRow, settings: EngineSettings, *,
+        foreground: bool = False,
+    ) -> None:
+        self.config = config
+        self.row = row
+        self.settings = settings
+        self.foreground = foreground
+        self.run_state = State.FOREGROUND if foreground else State.RUNNING
+        self.plan = build_plan(row, settings, run_state=self.run_state)
+        self._retries: dict[tuple[int, int], _Retry] = {}
+        self._rotation = 0
+        self._known_marks: dict[int, Watermarks] = {}
+
+    @property
+    def stmt(self) -> CreatePipeline:
+        return self.plan.stmt
+
+    def run(
+        self, stop: threading.Event, *, limit_batches: int | None = None,
+        stop_when_idle: bool = False,
+    ) -> RunSummary:
+        summary = RunSummary()
+        parallel = self.stmt.max_partitions_per_batch or self.settings.max_parallel_partitions
+        control = open_connection(self.config)
+        pool: queue.Queue[Any] = queue.Queue()
+        extractor = Extractor(self.stmt.source.bootstrap_servers(), self.plan.topic,
+                              client_id=f"matchstream-{self.plan.database}.{self.plan.name}")
+        try:
+            with ThreadPoolExecutor(max_workers=parallel,
+                                    thread_name_prefix=f"bp-{self.plan.name}") as executor:
+                while not stop.is_set():
+                    round_ = self._round(control, extractor, executor, pool, parallel, stop)
+                    if round_.fatal is not None:
+                        summary.error = round_.fatal
+                        break
+                    if round_.idle:
+                        if stop_when_idle:
+                            break
+                        stop.wait(self.stmt.effective_batch_interval / 1000.0)
+                        continue
+                    summary.batches += 1
+                    summary.rows += round_.rows
+                    summary.partitions_committed += sum(
+                        r.outcome is Outcome.COMMITTED for r in round_.results
+                    )
+                    if limit_batches is not None and summary.batches >= limit_batches:
+                        break
+                    if any(r.outcome is Outcome.FAILED for r in round_.results):
+                        stop.wait(self.settings.retry_delay_s)
+        finally:
+            extractor.close()
+            _close(control)
+            while not pool.empty():
+                _close(pool.get_nowait())
+        return summary
+
+    # -- one round -------------------------------------------------------------------------
+    def _round(
+        self, control: Any, extractor: Extractor, executor: ThreadPoolExecutor,
+        pool: queue.Queue[Any], parallel: int, stop: threading.Event,
+    ) -> _Round:
+        plan = self.plan
+        try:
+            ready = self._ready_partitions(control, extractor)
+        except CursorBeyondEndError as exc:
+            return _Round(fatal=self._fail_pipeline(control, exc, batch_id=None))
+        except Exception as exc:  # noqa: BLE001 - a broker hiccup: an extract error, retried
+            error = ExtractError(f"cannot read topic metadata: {exc}", pipeline=plan.name,
+                                 topic=plan.topic, partition=-1, start=-1, end=-1)
+            return self._count_failure(control, (-1, -1), _Retry(-1), error, None)
+        if not ready:
+            return _Round(idle=True)
+        if len(ready) > parallel:
+            start = self._rotation % len(ready)
+            ready = (ready + ready)[start : start + parallel]
+            self._rotation += parallel
+        batch_id = catalog.next_batch_id(control, plan.pipeline_id)
+        datas: list[tuple[PartitionData, float]] = []
+        round_ = _Round()
+        for partition, cursor, end in ready:
+            key = (partition, cursor)
+            retry = self._retries.get(key)
+            limit = self.stmt.effective_max_offsets_per_batch_partition
+            if retry is not None:
+                limit = retry.end - cursor
+            started = time.monotonic()
+            try:
+                data = extractor.read(partition, cursor, limit,
+                                      end_hint=retry.end if retry else end)
+            except Exception as exc:  # noqa: BLE001 - any broker failure fails this range
+                error = ExtractError(str(exc), pipeline=plan.name, topic=plan.topic,
+                                     partition=partition, start=cursor,
+                                     end=retry.end if retry else end)
+                failed = self._count_failure(control, key, retry or _Retry(end), error, batch_id)
+                if failed.fatal:
+                    return failed
+                continue
+            datas.append((data, time.monotonic() - started))
+        futures = []
+        for data, seconds in datas:
+            attempt = self._retries.get((data.partition, data.start), _Retry(data.end)).attempts + 1
+            futures.append(executor.submit(
+                self._run_one, pool, data, batch_id, attempt, seconds, stop))
+        for future in futures:
+            result = future.result()
+            round_.results.append(result)
+            key = (result.partition, result.start)
+            if result.outcome is Outcome.COMMITTED:
+                round_.rows += result.rows
+                self._retries.pop(key, None)
+            elif result.outcome is Outcome.FAILED and result.error is not None:
+                retry = self._retries.setdefault(key, _Retry(result.end))
+                retry.attempts += 1
+                if retry.attempts >= self.stmt.effective_max_retries_per_batch_partition:
+                    self._retries.pop(key, None)
+                    outcome = self._exhausted(control, result.error, batch_id)
+                    if outcome is not None:
+                        round_.fatal = outcome
+                        return round_
+        return round_
+
+    def _run_one(
+        self, pool: queue.Queue[Any], data: PartitionData, batch_id: int, attempt: int,
+        extract_seconds: float, stop: threading.Event,
+    ) -> PartitionResult:
+        try:
+            conn = pool.get_nowait()
+            try:
+                conn.ping(reconnect=False)
+            except Exception:  # noqa: BLE001 - a dead pooled connection is replaced
+                _close(conn)
+                conn = open_connection(self.config)
+        except queue.Empty:
+            conn = open_connection(self.config)
+        try:
+            return run_batch_partition(conn, self.plan, data, batch_id=batch_id,
+                                       attempt=attempt, extract_seconds=extract_seconds,
+                                       cancelled=stop)
+        except Exception:
+            _close(conn)
+            conn = None
+            raise
+        finally:
+            if conn is not None:
+                pool.put(conn)
+
+    def _ready_partitions(
+        self, control: Any, extractor: Extractor
+    ) -> list[tuple[int, int, int]]:
+        """Step 1 and the choice of step 2: ``(partition, cursor, end)`` with data to load."""
+        plan = self.plan
+        partitions = extractor.partitions()
+        if not partitions:
+            return []
+        marks = extractor.watermarks(partitions)
+        control.begin()
+        cursors = catalog.get_cursors(control, plan.database, plan.name)
+        for partition in partitions:
+            mark = marks[partition]
+            if partition not in cursors:
+                catalog.put_cursor(control, plan.database, plan.name, partition,
+                                   cursor=mark.low, earliest=mark.low, latest=mark.high)
+            elif self._known_marks.get(partition) != mark:
+                catalog.put_cursor(control, plan.database, plan.name, partition, cursor=None,
+                                   earliest=mark.low, latest=mark.high)
+            self._known_marks[partition] = mark
+        control.commit()
+        ready = []
+        for partition in partitions:
+            mark = marks[partition]
+            cursor = cursors[partition].cursor if partition in cursors else mark.low
+            if cursor > mark.high:
+                raise CursorBeyondEndError(
+                    f"cursor offset {cursor} is beyond the end of the partition (latest offset "
+                    f"{mark.high}): the broker no longer has data the pipeline already loaded "
+                    "(Tansu keeps topics in memory; was it restarted?). Run "
+                    f"`ALTER PIPELINE {plan.name} SET OFFSETS EARLIEST` (reload what the broker "
+                    f"has) or `SET OFFSETS LATEST`, then `START PIPELINE {plan.name}`",
+                    pipeline=plan.name, topic=plan.topic, partition=partition,
+                    start=cursor, end=mark.high,
+                )
+            if cursor < mark.low:
+                log.warning("%s: %s[%d] cursor %d is before the earliest offset %d; the "
+                            "messages in between are gone", plan.name, plan.topic, partition,
+                            cursor, mark.low)
+            if cursor < mark.high:
+                ready.append((partition, cursor, mark.high))
+        return ready
+
+    # -- failures --------------------------------------------------------------------------
+    def _count_failure(
+        self, control: Any, key: tuple[int, int], retry: _Retry, error: BatchPartitionError,
+        batch_id: int | None,
+    ) -> _Round:
+        """A failure outside run_batch_partition (extraction): record it and count it."""
+        try:
+            control.begin()
+            record_error(control, self.plan, error, batch_id=batch_id)
+            control.commit()
+        except Exception:  # noqa: BLE001
+            log.exception("could not record %s", error)
+        entry = self._retries.setdefault(key, retry)
+        entry.attempts += 1
+        if entry.attempts >= self.stmt.effective_max_retries_per_batch_partition:
+            self._retries.pop(key, None)
+            fatal = self._exhausted(control, error, batch_id)
+            if fatal is not None:
+                return _Round(fatal=fatal)
+        return _Round(idle=False)
+
+    def _exhausted(
+        self, control: Any, error: BatchPartitionError, batch_id: int | None
+    ) -> EngineError | None:
+        """Retries used up: Error state (returned) or skip the range (None)."""
+        if self.stmt.effective_stop_on_error or error.start < 0:
+            return self._fail_pipeline(control, error, batch_id=batch_id, recorded=True)
+        plan = self.plan
+        control.begin()
+        row = catalog.get_pipeline(control, plan.database, plan.name, for_update=True)
+        cursors = catalog.get_cursors(control, plan.database, plan.name, for_update=True)
+        current = cursors.get(error.partition)
+        if (row is not None and row.state == self.run_state and current is not None
+                and current.cursor == error.start):
+            catalog.put_cursor(control, plan.database, plan.name, error.partition,
+                               cursor=error.end)
+            with control.cursor() as cur:
+                cur.execute(
+                    f"UPDATE `{catalog.CATALOG_SCHEMA}`.`pipeline_registry` SET "
+                    "`SKIPPED_BATCH_PARTITIONS` = `SKIPPED_BATCH_PARTITIONS` + 1 "
+                    "WHERE `PIPELINE_ID` = %s", [plan.pipeline_id])
+            log.warning("%s: skipped %s after %d attempts (STOP_ON_ERROR OFF)", plan.name,
+                        error.location, self.stmt.effective_max_retries_per_batch_partition)
+        control.commit()
+        return None
+
+    def _fail_pipeline(
+        self, control: Any, error: BatchPartitionError, *, batch_id: int | None,
+        recorded: bool = False,
+    ) -> EngineError:
+        plan = self.plan
+        control.begin()
+        if not recorded:
+            record_error(control, plan, error, batch_id=batch_id)
+        if not self.foreground:
+            catalog.set_state(control, plan.pipeline_id, State.ERROR, only_if=[State.RUNNING])
+        control.commit()
+        log.error("%s: pipeline stopped with an error: %s", plan.name, error)
+        return error
+
+
+def _close(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - already broken; nothing left to release
+        log.debug("closing a connection failed", exc_info=True)

@@ -1,0 +1,264 @@
+"""Running a transform for one batch partition.
+
+The protocol, as SingleStore runs it (docs/singlestore-pipelines.md §2):
+
+1. Start a fresh process: argv = the program + the arguments string split on spaces, CWD = the
+   directory the program lives in, its own process group (a timeout kills its children too).
+2. Write each message value to stdin behind an 8-byte little-endian length
+   (:mod:`matchstream.framing`), then close stdin.
+3. stdout goes straight to a file that ``LOAD DATA LOCAL INFILE`` reads; stderr is captured.
+4. Exit status 0 within the timeout is success; a non-zero status, a signal or the timeout fails
+   the batch partition with the tail of stderr attached.
+
+Resolving ``WITH TRANSFORM`` URIs also lives here: ``file:///abs``, ``file://localhost/abs``, a
+plain path (relative paths resolve against the directory of the SQL file that created the
+pipeline) and ``.tar.gz``/``.tgz`` archives, which are unpacked under the state directory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import tarfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+from urllib.parse import unquote, urlparse
+
+from matchstream.ddl.ast import TransformSpec
+from matchstream.engine.errors import TransformNotUsable
+from matchstream.framing import HEADER
+
+__all__ = ["ResolvedTransform", "TransformOutcome", "resolve_transform", "run_transform"]
+
+# What a failed transform's stderr contributes to PIPELINES_ERRORS.STD_ERROR. The tail is kept
+# because a Python traceback ends with the line that matters; the whole stream could be
+# gigabytes from a chatty transform and would not fit a row.
+STDERR_TAIL_BYTES = 64 * 1024
+# Writes to stdin go in chunks of this size so the timeout and STOP are checked between them.
+STDIN_CHUNK_BYTES = 1024 * 1024
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ResolvedTransform:
+    """An executable on this machine and the argv tail to run it with."""
+
+    uri: str
+    executable: Path
+    args: tuple[str, ...]
+
+    @property
+    def argv(self) -> list[str]:
+        return [str(self.executable), *self.args]
+
+
+@dataclass(frozen=True)
+class TransformOutcome:
+    returncode: int | None  # None: killed by the engine (timeout or stop)
+    timed_out: bool
+    cancelled: bool
+    stderr_tail: str
+    stdin_complete: bool  # False: the transform exited before reading all of its input
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out and not self.cancelled
+
+    def failure_reason(self, timeout_s: float) -> str:
+        if self.cancelled:
+            return "transform cancelled because the pipeline is stopping"
+        if self.timed_out:
+            return f"transform did not finish within {timeout_s:g} s and was killed"
+        rc = self.returncode
+        if rc is not None and rc < 0:
+            try:
+                name = signal.Signals(-rc).name
+            except ValueError:
+                name = f"signal {-rc}"
+            return f"transform was killed by {name}"
+        return f"transform exited with status {rc}"
+
+
+def _uri_path(uri: str, sql_dir: Path) -> Path:
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise TransformNotUsable(
+                uri, parsed.netloc + parsed.path,
+                "file URIs name a local path: use file:///abs/path or file://localhost/abs/path",
+            )
+        path = unquote(parsed.path)
+        # file:relative/path (no slashes) has no authority and a relative path.
+        return Path(path) if path.startswith("/") else (sql_dir / path)
+    if parsed.scheme in ("http", "https"):
+        raise TransformNotUsable(
+            uri, uri, "http(s) transforms are not supported by the local engine; use a file:// URI"
+        )
+    if parsed.scheme and len(parsed.scheme) > 1:  # a one-letter scheme would be a drive letter
+        raise TransformNotUsable(uri, uri, f"unsupported URI scheme {parsed.scheme!r}")
+    path_obj = Path(uri).expanduser()
+    return path_obj if path_obj.is_absolute() else sql_dir / path_obj
+
+
+def _is_archive(path: Path) -> bool:
+    return path.name.endswith((".tar.gz", ".tgz"))
+
+
+def resolve_transform(spec: TransformSpec, *, sql_dir: Path, unpack_dir: Path) -> ResolvedTransform:
+    """Check that the transform can run, as SingleStore does at CREATE time.
+
+    Raises :class:`TransformNotUsable` when the file is missing, not executable, or an archive
+    without the named program.
+    """
+    path = _uri_path(spec.uri, sql_dir).resolve()
+    if not path.exists():
+        raise TransformNotUsable(spec.uri, str(path), "no such file")
+    if _is_archive(path):
+        if not spec.program:
+            raise TransformNotUsable(
+                spec.uri, str(path), "an archive needs the program to run inside it"
+            )
+        target = unpack_dir / path.name.rsplit(".t", 1)[0]
+        target.mkdir(parents=True, exist_ok=True)
+        try:
+            with tarfile.open(path, "r:gz") as archive:
+                archive.extractall(target, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise TransformNotUsable(spec.uri, str(path), f"cannot unpack: {exc}") from exc
+        executable = (target / spec.program).resolve()
+        if not executable.is_file():
+            raise TransformNotUsable(spec.uri, str(executable), "program not found in the archive")
+    else:
+        executable = path
+        if spec.program and Path(spec.program).name != path.name:
+            raise TransformNotUsable(
+                spec.uri, str(path),
+                f"program {spec.program!r} only applies to .tar.gz/.tgz archives; leave it ''",
+            )
+    if not executable.is_file():
+        raise TransformNotUsable(spec.uri, str(executable), "not a regular file")
+    if not os.access(executable, os.X_OK):
+        raise TransformNotUsable(
+            spec.uri, str(executable),
+            "not executable (chmod +x it and start it with a #! line, as SingleStore requires)",
+        )
+    return ResolvedTransform(spec.uri, executable, spec.argv_tail())
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the engine thread that started us dies (kill -9 included),
+    so a killed engine never leaves transforms running against a closed pipe."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _feed(stdin: IO[bytes], payloads: Sequence[bytes], state: dict[str, bool]) -> None:
+    try:
+        for payload in payloads:
+            if state.get("abort"):
+                break
+            stdin.write(HEADER.pack(len(payload)))
+            view = memoryview(payload)
+            for i in range(0, len(view), STDIN_CHUNK_BYTES):
+                stdin.write(view[i : i + STDIN_CHUNK_BYTES])
+        else:
+            state["complete"] = True
+    except (BrokenPipeError, OSError, ValueError):
+        pass
+    finally:
+        try:
+            stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+
+def _drain_tail(stream: IO[bytes], sink: bytearray) -> None:
+    while True:
+        chunk = stream.read(65536)
+        if not chunk:
+            return
+        sink.extend(chunk)
+        if len(sink) > 2 * STDERR_TAIL_BYTES:
+            del sink[: len(sink) - STDERR_TAIL_BYTES]
+
+
+def run_transform(
+    transform: ResolvedTransform,
+    payloads: Sequence[bytes],
+    stdout: IO[bytes],
+    *,
+    timeout_s: float,
+    cancelled: threading.Event | None = None,
+) -> TransformOutcome:
+    """Run one transform process over ``payloads``; stdout is written to the ``stdout`` file.
+
+    Steps as in the module docstring. ``cancelled`` (the pipeline is stopping) kills the process
+    like a timeout does; the caller then rolls the batch partition back.
+    """
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            transform.argv,
+            stdin=subprocess.PIPE,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            cwd=transform.executable.parent,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only async-signal-safe prctl
+            close_fds=True,
+        )
+    except OSError as exc:
+        return TransformOutcome(
+            returncode=127, timed_out=False, cancelled=False,
+            stderr_tail=f"cannot start {transform.executable}: {exc}",
+            stdin_complete=False, seconds=time.monotonic() - started,
+        )
+    assert proc.stdin is not None and proc.stderr is not None
+    state: dict[str, bool] = {"complete": False, "abort": False}
+    feeder = threading.Thread(target=_feed, args=(proc.stdin, payloads, state), daemon=True)
+    err_buf = bytearray()
+    drainer = threading.Thread(target=_drain_tail, args=(proc.stderr, err_buf), daemon=True)
+    feeder.start()
+    drainer.start()
+    deadline = started + timeout_s
+    timed_out = was_cancelled = False
+    while True:
+        try:
+            proc.wait(timeout=0.05)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if cancelled is not None and cancelled.is_set():
+            was_cancelled = True
+        elif time.monotonic() > deadline:
+            timed_out = True
+        if timed_out or was_cancelled:
+            state["abort"] = True
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            break
+    feeder.join(timeout=5)
+    drainer.join(timeout=5)
+    proc.stderr.close()
+    tail = bytes(err_buf[-STDERR_TAIL_BYTES:]).decode("utf-8", errors="backslashreplace")
+    return TransformOutcome(
+        returncode=None if (timed_out or was_cancelled) else proc.returncode,
+        timed_out=timed_out,
+        cancelled=was_cancelled,
+        stderr_tail=tail,
+        stdin_complete=state["complete"],
+        seconds=time.monotonic() - started,
+    )

@@ -1,0 +1,130 @@
+"""Benchmark the local pipeline engine against the physical limits of this machine.
+
+Measures, in one run, on a private stack (fresh broker + MariaDB on free ports):
+
+1. raw consume rate from the broker (the engine's extractor, kafka-python);
+2. ``LOAD DATA LOCAL INFILE`` rate into MariaDB (one file, one transaction);
+3. the engine end to end (``START PIPELINE ... FOREGROUND``) without a transform;
+4. the engine end to end with an identity transform.
+
+Each rate is also given as a ratio to the smaller of (1) and (2), the physical limit here.
+Usage: ``.venv/bin/python scripts/bench_engine.py [--messages 200000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import stat
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from matchstream.config import Config
+from matchstream.ddl import parse_statement
+from matchstream.engine.extractor import Extractor
+from matchstream.engine.settings import open_connection
+from matchstream.engine.statements import execute
+from matchstream.stack import Stack
+from matchstream.stack.ports import free_port
+
+IDENTITY = """\
+import struct, sys
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    hdr = inp.read(8)
+    if not hdr:
+        break
+    (n,) = struct.unpack('<Q', hdr)
+    out.write(inp.read(n) + b'\\n')
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=200_000)
+    args = parser.parse_args()
+    n = args.messages
+    work = Path(tempfile.mkdtemp(prefix="bench-engine-"))
+    config = Config.from_env(environ={}, state_dir=work / "state", kafka_port=free_port(),
+                             db_port=free_port())
+    stack = Stack(config, with_engine=False)
+    stack.up()
+    try:
+        return _run(config, work, n)
+    finally:
+        stack.down()
+
+
+def _run(config: Config, work: Path, n: int) -> int:
+    topic = "bench"
+    KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap).create_topics(
+        [NewTopic(topic, num_partitions=1, replication_factor=1)])
+    producer = KafkaProducer(bootstrap_servers=config.kafka_bootstrap, linger_ms=20,
+                             batch_size=256 * 1024)
+    lines = [f"{i}\tpayload-{i:08d}-abcdefghijklmnopqrstuvwxyz".encode() for i in range(n)]
+    started = time.perf_counter()
+    for value in lines:
+        producer.send(topic, value, partition=0)
+    producer.flush()
+    print(f"produced {n} messages in {time.perf_counter() - started:.2f} s")
+
+    extractor = Extractor([config.kafka_bootstrap], topic, client_id="bench")
+    marks = extractor.watermarks([0])
+    started = time.perf_counter()
+    data = extractor.read(0, 0, n, end_hint=marks[0].high)
+    consume_s = time.perf_counter() - started
+    extractor.close()
+    assert len(data.messages) == n, len(data.messages)
+    consume = n / consume_s
+
+    conn = open_connection(config)
+    with conn.cursor() as cursor:
+        cursor.execute("CREATE DATABASE bench")
+        cursor.execute("USE bench")
+        for table in ("raw_load", "e2e_plain", "e2e_transform"):
+            cursor.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY, payload VARCHAR(64))")
+    conn.commit()
+    path = work / "load.tsv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    started = time.perf_counter()
+    with conn.cursor() as cursor:
+        cursor.execute("LOAD DATA LOCAL INFILE %s INTO TABLE raw_load", [str(path)])
+    conn.commit()
+    load = n / (time.perf_counter() - started)
+
+    transform = work / "identity.py"
+    transform.write_text(f"#!{sys.executable}\n{IDENTITY}")
+    transform.chmod(transform.stat().st_mode | stat.S_IXUSR)
+    rates = {}
+    for table, clause in (("e2e_plain", ""),
+                          ("e2e_transform", f"WITH TRANSFORM ('file://{transform}', '', '')")):
+        name = f"p_{table}"
+        execute(parse_statement(
+            f"CREATE PIPELINE {name} AS LOAD DATA KAFKA '{config.kafka_bootstrap}/{topic}' "
+            f"{clause} INTO TABLE {table}"), conn=conn, config=config, sql_dir=work)
+        started = time.perf_counter()
+        result = execute(parse_statement(f"START PIPELINE {name} FOREGROUND"), conn=conn,
+                         config=config, sql_dir=work)
+        rates[table] = n / (time.perf_counter() - started)
+        assert getattr(result, "rowcount", None) == n, result
+    conn.close()
+
+    limit = min(consume, load)
+    print(f"\nmessages: {n}, 1 partition, payload ~{len(lines[-1])} bytes")
+    print(f"{'measurement':<42} {'msgs/s':>10} {'x limit':>8}")
+    for label, rate in (
+        ("raw consume (extractor, kafka-python)", consume),
+        ("LOAD DATA LOCAL INFILE into MariaDB", load),
+        ("engine end to end, no transform", rates["e2e_plain"]),
+        ("engine end to end, identity transform", rates["e2e_transform"]),
+    ):
+        print(f"{label:<42} {rate:>10,.0f} {rate / limit:>8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

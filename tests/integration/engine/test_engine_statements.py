@@ -1,0 +1,121 @@
+"""Lifecycle statements: TEST, EXTRACT, OR REPLACE, DROP, SET OFFSETS, SHOW CREATE, STOP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from matchstream.engine.errors import PipelineStateError, UnknownPipeline
+from matchstream.engine.statements import Message, ResultSet
+from matchstream.framing import encode_frames
+
+from .conftest import EngineHandle, Env, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _setup(env: Env, n: int = 10, extra: str = "") -> None:
+    env.db("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))")
+    env.produce([f"{i}\tn{i}".encode() for i in range(n)])
+    env.sql(f"CREATE PIPELINE p AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' {extra} "
+            "INTO TABLE t (id, @n) SET name = UPPER(@n)")
+
+
+def test_test_pipeline_returns_rows_and_writes_nothing(env: Env) -> None:
+    _setup(env)
+    result = env.sql("TEST PIPELINE p LIMIT 3")
+    assert result == ResultSet(("id", "name"), [(0, "N0"), (1, "N1"), (2, "N2")])
+    assert env.count("t") == 0
+    assert env.cursors("p") == {}
+    env.sql("START PIPELINE p FOREGROUND")
+    assert env.sql("TEST PIPELINE p") == ResultSet(("id", "name"), [])  # all loaded: empty
+
+
+def test_extract_writes_the_framed_bytes_a_transform_receives(env: Env) -> None:
+    _setup(env, n=3)
+    out = env.sql_dir / "sample.bin"
+    env.sql(f"EXTRACT PIPELINE p INTO OUTFILE '{out}'")
+    assert out.read_bytes() == encode_frames([b"0\tn0", b"1\tn1", b"2\tn2"])
+
+
+def test_or_replace_keeps_cursors_and_drop_create_resets_them(env: Env) -> None:
+    _setup(env, n=5)
+    env.sql("START PIPELINE p FOREGROUND")
+    env.sql(f"CREATE OR REPLACE PIPELINE p AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' "
+            "BATCH_INTERVAL 10 INTO TABLE t")
+    assert env.cursors("p") == {0: 5}
+    assert env.sql("START PIPELINE p FOREGROUND") == Message("Query OK, 0 rows affected", 0)
+    env.sql("DROP PIPELINE p")
+    with pytest.raises(UnknownPipeline):
+        env.sql("DROP PIPELINE p")
+    env.sql("DROP PIPELINE IF EXISTS p")
+    env.db("DELETE FROM t")
+    env.sql(f"CREATE PIPELINE p AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' INTO TABLE t")
+    assert env.sql("START PIPELINE p FOREGROUND") == Message("Query OK, 5 rows affected", 5)
+
+
+def test_set_offsets_latest_earliest_and_json(env: Env) -> None:
+    _setup(env, n=6)
+    env.sql("ALTER PIPELINE p SET OFFSETS LATEST")
+    assert env.cursors("p") == {0: 6}
+    assert env.sql("START PIPELINE p FOREGROUND").rowcount == 0  # type: ignore[union-attr]
+    env.sql("""ALTER PIPELINE p SET OFFSETS '{"0": 4}'""")
+    assert env.sql("START PIPELINE p FOREGROUND").rowcount == 2  # type: ignore[union-attr]
+    env.sql("ALTER PIPELINE p SET OFFSETS EARLIEST")
+    assert env.cursors("p") == {0: 0}
+
+
+def test_state_rules_of_start_and_stop(env: Env, engine: EngineHandle) -> None:
+    _setup(env, extra="BATCH_INTERVAL 100")
+    with pytest.raises(PipelineStateError):
+        env.sql("STOP PIPELINE p")
+    env.sql("START PIPELINE p")
+    with pytest.raises(PipelineStateError):
+        env.sql("START PIPELINE p")
+    env.sql("START PIPELINE IF NOT RUNNING p")
+    with pytest.raises(PipelineStateError):
+        env.sql("TEST PIPELINE p")
+    wait_for(lambda: env.count("t") == 10)
+    env.sql("STOP PIPELINE p")
+    assert env.sql("SHOW PIPELINES").rows == [("p", "Stopped", "False")]  # type: ignore[union-attr]
+
+
+def test_show_create_pipeline_is_normalised(env: Env) -> None:
+    _setup(env)
+    result = env.sql("SHOW CREATE PIPELINE p")
+    assert isinstance(result, ResultSet) and result.columns == ("Pipeline", "Create Pipeline")
+    text = result.rows[0][1]
+    assert text.startswith("CREATE PIPELINE `p`")
+    assert "FIELDS TERMINATED BY '\\t' ENCLOSED BY '' ESCAPED BY '\\\\'" in text
+    assert "(`t`.`id`,@n)" in text
+
+
+def test_stop_during_a_slow_batch_never_leaves_half_of_it(env: Env, engine: EngineHandle) -> None:
+    """The transform emits half its rows, sleeps, then the rest: a STOP in the middle must give
+    either no row of the batch or all of them."""
+    env.db("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))")
+    env.produce([f"{i}\tn{i}".encode() for i in range(20)])
+    env.transform("slow.py", (
+        "import struct, sys, time\n"
+        "inp, out = sys.stdin.buffer, sys.stdout.buffer\n"
+        "rows = []\n"
+        "while True:\n"
+        "    hdr = inp.read(8)\n"
+        "    if not hdr:\n"
+        "        break\n"
+        "    rows.append(inp.read(struct.unpack('<Q', hdr)[0]))\n"
+        "for i, r in enumerate(rows):\n"
+        "    out.write(r + b'\\n'); out.flush()\n"
+        "    if i == len(rows) // 2:\n"
+        "        time.sleep(1.5)\n"))
+    env.sql(f"CREATE PIPELINE p AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' "
+            "WITH TRANSFORM ('slow.py', '', '') INTO TABLE t")
+    env.sql("START PIPELINE p")
+    time.sleep(0.8)  # the transform is asleep in the middle of its output
+    started = time.monotonic()
+    env.sql("STOP PIPELINE p")
+    time.sleep(2.5)
+    assert env.count("t") in (0, 20)
+    assert env.cursors("p").get(0, 0) in (0, 20)
+    assert time.monotonic() - started < 10
