@@ -44,6 +44,10 @@ bootstrap_system() {
   "$PY" -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 }
 
+# pip warns once per package about index folders some machines' pip.conf names but that do not
+# exist; that is noise, everything else pip says is kept.
+quiet_pip() { grep -v "^WARNING: Location 'file://.*' is ignored" || true; }
+
 bootstrap_venv() {
   local stamp="$VENV/.matchstream-lock.sha256" want
   want="$(cat "$ROOT/requirements.lock" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
@@ -56,9 +60,9 @@ bootstrap_venv() {
   fi
   say "installing pinned dependencies (requirements.lock) into $VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements.lock" \
-    || die "pip install -r requirements.lock failed"
+    2>&1 | quiet_pip || die "pip install -r requirements.lock failed"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$ROOT" \
-    || die "pip install -e . failed"
+    2>&1 | quiet_pip || die "pip install -e . failed"
   echo "$want" > "$stamp"
 }
 
