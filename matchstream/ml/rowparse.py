@@ -1,0 +1,104 @@
+"""Row-by-row CSV decoding without NumPy: the reference decoder and the small-batch path.
+
+``features._decode_slow`` builds arrays from it, and :mod:`matchstream.ml.pure_scorer` uses it
+directly so that scoring a small batch never imports NumPy (whose import alone costs more than
+the 200 ms cold-start budget on a slow machine). It also words every bad-row message.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+
+from matchstream.ml.errors import BadRow
+from matchstream.ml.spec import FeatureSpec
+
+__all__ = ["RowDecoder", "strip_newlines"]
+
+Row = tuple[str, float, list[float], list[int]]
+
+
+def strip_newlines(payloads: Sequence[bytes]) -> list[bytes]:
+    """Drop one trailing ``\\n`` or ``\\r\\n`` per message (producers often send whole lines)."""
+    return [p[:-2] if p.endswith(b"\r\n") else p[:-1] if p.endswith(b"\n") else p
+            for p in payloads]
+
+
+class RowDecoder:
+    """Decodes one message into ``(id, label, numbers, category codes)`` or raises BadRow.
+
+    Numbers are floats with NaN for an empty field, codes index the vocabulary (-1 = empty),
+    the label is 0.0 for scoring rows.
+    """
+
+    def __init__(self, spec: FeatureSpec, *, with_label: bool) -> None:
+        self.spec = spec
+        self.with_label = with_label
+        self.columns = spec.input_columns(with_label=with_label)
+        index = {name: i for i, name in enumerate(self.columns)}
+        self._id = index[spec.id]
+        self._label = index[spec.label] if with_label else -1
+        self._numeric = [(index[f.name], f.name) for f in spec.numeric]
+        self._categorical = [(index[f.name], f.name, f.vocabulary,
+                              {tok: i for i, tok in enumerate(f.vocabulary)})
+                             for f in spec.categorical]
+
+    def decode(self, line: bytes, position: int) -> Row:
+        fields = self._split(line, position)
+        row_id = fields[self._id]
+        if not row_id or "\t" in row_id or "\\" in row_id:
+            raise BadRow("id is empty or holds a tab or backslash", index=position,
+                         column=self.spec.id)
+        label = 0.0
+        if self.with_label:
+            text = fields[self._label]
+            label = _number(text, position, self.spec.label)
+            if label not in (0.0, 1.0):
+                raise BadRow(f"label must be 0 or 1, got {text!r}", index=position,
+                             column=self.spec.label)
+        nums = [_number(fields[i], position, name, allow_empty=True)
+                for i, name in self._numeric]
+        cats = []
+        for i, name, vocabulary, lookup in self._categorical:
+            token = fields[i]
+            code = -1 if token == "" else lookup.get(token)
+            if code is None:
+                shown = ", ".join(vocabulary[:10]) + (", ..." if len(vocabulary) > 10 else "")
+                raise BadRow(f"unknown category {token!r} (vocabulary: {shown})",
+                             index=position, column=name)
+            cats.append(code)
+        return row_id, label, nums, cats
+
+    def _split(self, line: bytes, position: int) -> list[str]:
+        if not line:
+            raise BadRow("empty message", index=position)
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadRow(f"not valid UTF-8 (byte {exc.start}: "
+                         f"{line[exc.start:exc.start + 1]!r})", index=position) from exc
+        if "\n" in text or "\r" in text:
+            raise BadRow("holds a line break: one message must carry exactly one CSV line",
+                         index=position)
+        fields = next(csv.reader([text])) if '"' in text else text.split(",")
+        if [f.strip() for f in fields] == list(self.columns):
+            raise BadRow("this is the CSV header; send data rows only", index=position)
+        if len(fields) != len(self.columns):
+            raise BadRow(f"expected {len(self.columns)} fields ({', '.join(self.columns[:4])}, "
+                         f"...), got {len(fields)}", index=position)
+        return fields
+
+
+def _number(text: str, position: int, column: str, *, allow_empty: bool = False) -> float:
+    if text == "":
+        if allow_empty:
+            return math.nan
+        raise BadRow("value is missing", index=position, column=column)
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadRow(f"{text!r} is not a number", index=position, column=column) from None
+    if not math.isfinite(value):
+        raise BadRow(f"{text!r} is not a finite number", index=position, column=column)
+    return value

@@ -1,0 +1,74 @@
+"""One scoring batch: the newest model version, one prediction per row, in input order.
+
+The body of ``transforms/score.py``. It must not import TensorFlow or pandas, and imports NumPy
+only for batches above :data:`~matchstream.ml.pure_scorer.SMALL_BATCH` rows, so a small batch
+costs little more than starting Python.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from matchstream.ml.errors import ModelStoreError, SpecError
+from matchstream.ml.pure_scorer import SMALL_BATCH, PureScorer
+from matchstream.ml.rows import format_predictions, timestamp
+from matchstream.ml.store import ModelStore
+
+__all__ = ["load_model", "load_scorer", "score_batch", "score_payloads"]
+
+
+def load_model(store: ModelStore, *, wait_seconds: float = 0.0) -> tuple[int, dict[str, Any]]:
+    """``(version, model.json)`` of the newest version; NoModelYet / ModelStoreError name it."""
+    if wait_seconds > 0:
+        return store.wait_latest_model(wait_seconds)
+    return store.read_latest_model()
+
+
+def load_scorer(store: ModelStore, *, wait_seconds: float = 0.0) -> Any:
+    """The newest version as a :class:`~matchstream.ml.numpy_scorer.NumpyScorer`."""
+    from matchstream.ml.numpy_scorer import NumpyScorer
+
+    version, data = load_model(store, wait_seconds=wait_seconds)
+    return _build(NumpyScorer, store, version, data)
+
+
+def score_payloads(payloads: Sequence[bytes], store: ModelStore, *, wait_seconds: float = 0.0,
+                   skip_bad: bool = False) -> str:
+    """Prediction lines for one batch, choosing the plain-Python or the NumPy path by size."""
+    version, data = load_model(store, wait_seconds=wait_seconds)
+    if len(payloads) <= SMALL_BATCH:
+        scorer = _build(PureScorer, store, version, data)
+        ids, probs, skipped = scorer.score(payloads, skip_bad=skip_bad)
+        _log_skipped(skipped)
+        return format_predictions(ids, probs, scorer.threshold, scorer.version, timestamp())
+    from matchstream.ml.numpy_scorer import NumpyScorer
+
+    return score_batch(payloads, _build(NumpyScorer, store, version, data), skip_bad=skip_bad)
+
+
+def score_batch(payloads: Sequence[bytes], scorer: Any, *, skip_bad: bool = False) -> str:
+    """Prediction lines for the batch with a NumpyScorer (the large-batch path)."""
+    from matchstream.ml.features import decode_batch
+
+    batch = decode_batch(payloads, scorer.spec, with_label=False, skip_bad=skip_bad)
+    _log_skipped(batch.skipped)
+    if len(batch) == 0:
+        return ""
+    probs = scorer.predict_proba(batch.numeric, batch.categorical)
+    return format_predictions(batch.ids, probs.tolist(), scorer.threshold, scorer.version,
+                              timestamp())
+
+
+def _build(cls: Any, store: ModelStore, version: int, data: dict[str, Any]) -> Any:
+    try:
+        return cls.from_dict(data)
+    except (KeyError, ValueError, TypeError, SpecError) as exc:
+        raise ModelStoreError(f"corrupt model.json: {exc!r}",
+                              path=store.version_dir(version) / "model.json") from exc
+
+
+def _log_skipped(skipped: Sequence[Exception]) -> None:
+    for bad in skipped:
+        print(f"skipped: {bad}", file=sys.stderr)

@@ -1,0 +1,71 @@
+"""Shared fixtures for the transform tests: the data files as frames, a helper to run a
+transform as the pipeline engine does (a subprocess, argv split on spaces), and one model store
+trained once per session because every train.py process pays for importing TensorFlow."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from matchstream.framing import encode_frames
+
+REPO = Path(__file__).resolve().parents[2]
+TRAIN = REPO / "transforms" / "train.py"
+SCORE = REPO / "transforms" / "score.py"
+SPEC = REPO / "data" / "features.json"
+
+
+def data_lines(name: str) -> list[bytes]:
+    return (REPO / "data" / name).read_bytes().splitlines()[1:]
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_transform(script: Path, args: str, stdin: bytes, timeout: float = 300) -> Result:
+    proc = subprocess.run([sys.executable, str(script), *args.split(" ")], input=stdin,
+                          capture_output=True, timeout=timeout, cwd=REPO)
+    return Result(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8",
+                                                                                     "replace"))
+
+
+def train_args(model_dir: Path) -> str:
+    return f"--model-dir {model_dir} --spec {SPEC}"
+
+
+@pytest.fixture(scope="session")
+def train_lines() -> list[bytes]:
+    return data_lines("train.csv")
+
+
+@pytest.fixture(scope="session")
+def score_lines() -> list[bytes]:
+    return data_lines("score.csv")
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory: pytest.TempPathFactory, train_lines: list[bytes]) -> Path:
+    """A store with two versions from two real train.py runs (500 rows each). Read-only: tests
+    that write get a copy from ``store_copy``."""
+    model_dir = tmp_path_factory.mktemp("trained") / "models"
+    for start in (0, 500):
+        result = run_transform(TRAIN, train_args(model_dir),
+                               encode_frames(train_lines[start:start + 500]))
+        assert result.code == 0, result.stderr
+    return model_dir
+
+
+@pytest.fixture
+def store_copy(trained_store: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "models"
+    shutil.copytree(trained_store, target)
+    return target
