@@ -2,7 +2,8 @@
 
 Measures, in one run, on a private stack (fresh broker + MariaDB on free ports):
 
-1. raw consume rate from the broker (the engine's extractor, kafka-python);
+1. raw consume rate from the broker (the engine's extractor, confluent-kafka); for comparison,
+   kafka-python reading the same partition the way the previous extractor did (not a limit);
 2. ``LOAD DATA LOCAL INFILE`` rate into MariaDB (one file, one transaction);
 3. the engine end to end (``START PIPELINE ... FOREGROUND``) without a transform;
 4. the engine end to end with an identity transform.
@@ -20,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from matchstream.config import Config
@@ -80,6 +81,7 @@ def _run(config: Config, work: Path, n: int) -> int:
     extractor.close()
     assert len(data.messages) == n, len(data.messages)
     consume = n / consume_s
+    kafka_python = _kafka_python_rate(config.kafka_bootstrap, topic, n)
 
     conn = open_connection(config)
     with conn.cursor() as cursor:
@@ -117,13 +119,34 @@ def _run(config: Config, work: Path, n: int) -> int:
     print(f"\nmessages: {n}, 1 partition, payload ~{len(lines[-1])} bytes")
     print(f"{'measurement':<42} {'msgs/s':>10} {'x limit':>8}")
     for label, rate in (
-        ("raw consume (extractor, kafka-python)", consume),
+        ("raw consume (extractor, confluent-kafka)", consume),
         ("LOAD DATA LOCAL INFILE into MariaDB", load),
         ("engine end to end, no transform", rates["e2e_plain"]),
         ("engine end to end, identity transform", rates["e2e_transform"]),
+        ("(comparison) raw consume, kafka-python", kafka_python),
     ):
         print(f"{label:<42} {rate:>10,.0f} {rate / limit:>8.2f}")
     return 0
+
+
+def _kafka_python_rate(bootstrap: str, topic: str, n: int) -> float:
+    """kafka-python reading the whole partition with the previous extractor's settings
+    (assign + seek, no group, max_poll_records=10,000); a comparison row, not a limit."""
+    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], group_id=None,
+                             enable_auto_commit=False, fetch_max_wait_ms=100,
+                             max_partition_fetch_bytes=8 * 1024 * 1024,
+                             fetch_max_bytes=64 * 1024 * 1024, max_poll_records=10_000)
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek(tp, 0)
+    count = 0
+    started = time.perf_counter()
+    while count < n:
+        for records in consumer.poll(timeout_ms=200).values():
+            count += len(records)
+    seconds = time.perf_counter() - started
+    consumer.close()
+    return n / seconds
 
 
 if __name__ == "__main__":

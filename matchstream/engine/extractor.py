@@ -1,12 +1,19 @@
-"""Reading Kafka partitions by offset range: the engine's extract step.
+"""Reading Kafka partitions by offset range: the engine's extract step (confluent-kafka).
 
 The extractor never joins a consumer group and never commits offsets to Kafka: the pipeline's
 cursors live in the database, next to the rows they account for (docs/engine.md, "Exactly once").
+librdkafka insists on a ``group.id``; it is set but unused: partitions are only ever ``assign``-ed
+(no JoinGroup), and auto-commit and the offset store are off.
 
 The end of a partition is taken from fetch responses (their high watermark), not from
 ListOffsets: Tansu 0.6 answers ListOffsets(LATEST) with the base offset of the last record batch
 plus one, which lies *inside* the partition whenever producers batch, so a pipeline trusting it
-would leave the tail of a topic unread until more data arrives (tests/integration/engine).
+would leave the tail of a topic unread until more data arrives (tests/integration/engine). Hence
+``get_watermark_offsets(cached=False)`` (ListOffsets) is used only for the low watermark and as a
+starting point; the high watermark comes from ``cached=True`` after a fetch has delivered a message.
+
+The client was chosen by measurement (issue 3, docs/benchmarks-engine.md): confluent-kafka reads
+about 3x faster than kafka-python against the same broker.
 """
 
 from __future__ import annotations
@@ -15,31 +22,74 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-__all__ = ["Extractor", "Message", "PartitionData", "Watermarks"]
+from matchstream.engine.errors import CODE_EXTRACT, EngineError
+
+__all__ = [
+    "Extractor",
+    "KafkaReadError",
+    "KafkaStalled",
+    "KafkaUnreachable",
+    "Message",
+    "OffsetOutOfRange",
+    "PartitionData",
+    "Watermarks",
+]
 
 log = logging.getLogger(__name__)
 
-# How long one poll waits for the broker. The engine reacts to STOP between polls, so this bounds
-# how late a STOP is seen during extraction; longer polls cost nothing on a busy topic.
-POLL_TIMEOUT_MS = 200
-# The broker holds an empty fetch this long before answering. Kafka's default (500 ms) would make
-# every idle check half a second slower than BATCH_INTERVAL asks for.
-FETCH_MAX_WAIT_MS = 100
-# Per-partition fetch size. Larger messages still arrive (brokers return at least one whole
-# message, KIP-74); this only sets how much is read ahead per round trip.
-MAX_PARTITION_FETCH_BYTES = 8 * 1024 * 1024
-# Records handed over per poll. kafka-python's default (500) makes the per-poll overhead
-# dominate: measured 29k msgs/s at 500 and 37k at 10,000 on the benchmark machine.
-MAX_POLL_RECORDS = 10_000
+# How long one consume call waits for the broker. The engine reacts to STOP between calls, so this
+# bounds how late a STOP is seen during extraction; longer waits cost nothing on a busy topic.
+POLL_TIMEOUT_S = 0.2
+# The broker holds an empty fetch this long before answering. Partitions are assigned only while a
+# read or probe runs, so short long-polls cost nothing when idle; but a fetch still held at the
+# broker delays the next assignment's first fetch by up to this much (100 ms measured it: every
+# read and probe got 0.1 s slower), and Kafka's default (500 ms) would be worse.
+FETCH_MAX_WAIT_MS = 10
+# Per-partition fetch size: above the largest message we promise to carry (10 MB), so one fetch
+# always holds a whole message even from a broker that does not follow KIP-74.
+MAX_PARTITION_FETCH_BYTES = 16 * 1024 * 1024
+# Whole fetch response; librdkafka needs receive.message.max.bytes >= fetch.max.bytes + 512.
+FETCH_MAX_BYTES = 64 * 1024 * 1024
+RECEIVE_MESSAGE_MAX_BYTES = FETCH_MAX_BYTES + 1024 * 1024
+# librdkafka prefetches into a local queue; this caps it (per partition; one partition is
+# assigned at a time), so the memory of a read is this plus the messages handed to the caller.
+QUEUED_MAX_MESSAGES_KBYTES = 64 * 1024
+# Messages handed over per consume call (the per-call overhead dominates below a few thousand).
+CONSUME_BATCH = 10_000
+# Metadata and ListOffsets requests give up after this long (broker unreachable).
+REQUEST_TIMEOUT_S = 10.0
 # A read that makes no progress for this long while the high watermark says data is there fails
 # the batch partition instead of hanging the pipeline.
 STALL_TIMEOUT_S = 30.0
+# A read starting beyond the high watermark fails after this long (several fetches agree).
+BEYOND_END_CONFIRM_S = 1.0
 # Probing the real end of a partition takes one fetch; give up after this long.
 PROBE_TIMEOUT_S = 5.0
+
+# Topic-level metadata errors that mean "no partitions to read yet", not a failure.
+_NO_TOPIC_YET = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.LEADER_NOT_AVAILABLE)
+
+
+class KafkaReadError(EngineError):
+    """A broker failure while reading; the message names ``topic[partition]@offset``."""
+
+    code = CODE_EXTRACT
+
+
+class KafkaUnreachable(KafkaReadError, ConnectionError):
+    """No broker answered (metadata or ListOffsets timed out or failed)."""
+
+
+class KafkaStalled(KafkaReadError, TimeoutError):
+    """A read made no progress for STALL_TIMEOUT_S although the partition has data there."""
+
+
+class OffsetOutOfRange(KafkaReadError):
+    """The start offset lies beyond the end of the partition."""
 
 
 @dataclass(frozen=True)
@@ -68,29 +118,54 @@ class PartitionData:
         return sum(len(m.value) for m in self.messages)
 
 
+class _LibrdkafkaLog:
+    """Receives librdkafka's log lines (served from consume/poll, never written to stderr).
+
+    librdkafka logs every refused connection and retry at error level; the failures that matter
+    reach the caller as exceptions naming ``topic[partition]@offset``, so the lines themselves go
+    to this module's logger at DEBUG (``--log-level DEBUG`` on the engine shows them).
+    """
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        log.debug("librdkafka: " + fmt, *args)
+
+
 class Extractor:
-    """One KafkaConsumer for one pipeline's topic; not thread-safe (one per runner)."""
+    """One librdkafka consumer for one pipeline's topic; not thread-safe (one per runner)."""
 
     def __init__(self, bootstrap_servers: Sequence[str], topic: str, *, client_id: str) -> None:
         self.topic = topic
+        self._servers = ",".join(bootstrap_servers)
+        self._last_error: KafkaError | None = None
         try:
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=list(bootstrap_servers),
-                client_id=client_id,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-                max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
-                fetch_max_bytes=64 * 1024 * 1024,
-                max_poll_records=MAX_POLL_RECORDS,
-                metadata_max_age_ms=5_000,
-                request_timeout_ms=30_000,
-            )
-        except KafkaError as exc:
-            raise ConnectionError(
-                f"cannot reach Kafka at {','.join(bootstrap_servers)} for topic {topic!r}: {exc}"
-            ) from exc
+            self._consumer = Consumer({
+                "bootstrap.servers": self._servers,
+                "client.id": client_id,
+                "group.id": client_id,  # required by librdkafka; never joined (assign only)
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "error",  # handled in read(): retention vs beyond the end
+                "enable.partition.eof": False,
+                "allow.auto.create.topics": False,
+                "fetch.wait.max.ms": FETCH_MAX_WAIT_MS,
+                "max.partition.fetch.bytes": MAX_PARTITION_FETCH_BYTES,
+                "fetch.max.bytes": FETCH_MAX_BYTES,
+                "receive.message.max.bytes": RECEIVE_MESSAGE_MAX_BYTES,
+                "queued.max.messages.kbytes": QUEUED_MAX_MESSAGES_KBYTES,
+                "topic.metadata.refresh.interval.ms": 5_000,
+                "socket.timeout.ms": 30_000,
+                "log.connection.close": False,  # Tansu closes idle connections: not news
+                "logger": _LibrdkafkaLog(),
+                "error_cb": self._on_error,
+            })
+        except KafkaException as exc:
+            raise KafkaUnreachable(
+                f"cannot create a Kafka consumer for {self._servers} topic {topic!r}: "
+                f"{_text(exc)}") from exc
+
+    def _on_error(self, error: KafkaError) -> None:
+        self._last_error = error
+        log.debug("kafka %s (topic %s): %s", self._servers, self.topic, error.str())
 
     def close(self) -> None:
         try:
@@ -100,71 +175,170 @@ class Extractor:
 
     def partitions(self) -> list[int]:
         """The topic's partitions, refreshed from metadata (new partitions appear here)."""
-        found = self._consumer.partitions_for_topic(self.topic)
-        return sorted(found) if found else []
+        try:
+            metadata = self._consumer.list_topics(self.topic, timeout=REQUEST_TIMEOUT_S)
+        except KafkaException as exc:
+            raise KafkaUnreachable(
+                f"cannot read the metadata of topic {self.topic!r} from Kafka at "
+                f"{self._servers}: {_text(exc)}") from exc
+        found = metadata.topics.get(self.topic)
+        if found is None or (found.error is not None and found.error.code() in _NO_TOPIC_YET):
+            return []
+        if found.error is not None:
+            raise KafkaReadError(f"metadata of topic {self.topic!r} from Kafka at "
+                                 f"{self._servers}: {found.error.str()}")
+        return sorted(found.partitions)
 
     def watermarks(self, partitions: Iterable[int]) -> dict[int, Watermarks]:
         """Earliest and true end of each partition (see the module docstring on ListOffsets)."""
-        tps = [TopicPartition(self.topic, p) for p in partitions]
-        if not tps:
-            return {}
-        lows = self._consumer.beginning_offsets(tps)
-        listed = self._consumer.end_offsets(tps)
-        return {
-            tp.partition: Watermarks(lows[tp], self._probe_end(tp, lows[tp], listed[tp]))
-            for tp in tps
-        }
+        listed: dict[int, tuple[int, int]] = {}
+        for partition in partitions:
+            tp = TopicPartition(self.topic, partition)
+            try:
+                offsets = self._consumer.get_watermark_offsets(
+                    tp, timeout=REQUEST_TIMEOUT_S, cached=False)
+            except KafkaException as exc:
+                raise KafkaUnreachable(
+                    f"cannot list the offsets of {self.topic}[{partition}] from Kafka at "
+                    f"{self._servers}: {_text(exc)}") from exc
+            if offsets is None:
+                raise KafkaUnreachable(
+                    f"no answer listing the offsets of {self.topic}[{partition}] from Kafka at "
+                    f"{self._servers} within {REQUEST_TIMEOUT_S:.0f} s")
+            listed[partition] = (int(offsets[0]), int(offsets[1]))
+        highs = self._probe_ends(listed)
+        return {p: Watermarks(low, highs.get(p, end)) for p, (low, end) in listed.items()}
 
-    def _probe_end(self, tp: TopicPartition, low: int, listed_end: int) -> int:
-        """Fetch from just before the listed end and read the high watermark of the response."""
-        self._consumer.assign([tp])
-        self._consumer.seek(tp, max(low, listed_end - 1))
+    def _probe_ends(self, listed: dict[int, tuple[int, int]]) -> dict[int, int]:
+        """Fetch from just before each listed end and read the high watermark of the response.
+
+        A partition whose listed end is its low watermark is empty (Tansu's answer is then
+        right). For the others, ``listed end - 1`` is the base offset of the last record batch;
+        once a message of that fetch arrives, the cached watermark is the fetch's high watermark.
+        """
+        pending = {p: max(low, end - 1) for p, (low, end) in listed.items() if end > low}
+        if not pending:
+            return {}
+        self._consumer.assign([TopicPartition(self.topic, p, o) for p, o in pending.items()])
+        highs: dict[int, int] = {}
         deadline = time.monotonic() + PROBE_TIMEOUT_S
-        high: int | None = None
-        while time.monotonic() < deadline:
-            self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=1, update_offsets=False)
-            high = self._consumer.highwater(tp)
-            if high is not None:
-                break
-        return max(listed_end, high or 0)
+        try:
+            while pending and time.monotonic() < deadline:
+                msg = self._consumer.poll(POLL_TIMEOUT_S)
+                if msg is None or msg.error() is not None:
+                    continue
+                partition, offset = msg.partition(), msg.offset()
+                if partition not in pending or offset is None or offset < pending[partition]:
+                    continue
+                del pending[partition]
+                _low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), cached=True)
+                highs[partition] = max(listed[partition][1], int(high))
+        finally:
+            self._consumer.unassign()
+        for partition in pending:  # no fetch answered in time: the listed end is all we have
+            log.debug("%s[%d]: probing the end timed out; using ListOffsets' %d", self.topic,
+                      partition, listed[partition][1])
+        return highs
 
     def read(
         self, partition: int, start: int, max_messages: int, *, end_hint: int | None = None
     ) -> PartitionData:
         """Messages from ``start`` up to ``max_messages`` or the partition's end, in order.
 
-        ``end_hint`` is a known end (from :meth:`watermarks`); the read also follows the high
-        watermark of each fetch, so messages produced meanwhile are included up to the limit.
+        ``end_hint`` is a known end (from :meth:`watermarks`); without it the read follows the
+        high watermark of each fetch, so messages produced meanwhile are included up to the limit.
         """
-        tp = TopicPartition(self.topic, partition)
-        self._consumer.assign([tp])
-        self._consumer.seek(tp, start)
         limit = start + max_messages
         target = min(limit, end_hint) if end_hint is not None else limit
         data = PartitionData(partition, start, start)
         position = start
+        if position >= target:
+            return data
+        tp = TopicPartition(self.topic, partition)
+        self._consumer.assign([TopicPartition(self.topic, partition, start)])
+        self._last_error = None
         last_progress = time.monotonic()
-        while position < target:
-            records = self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS).get(tp, [])
-            for record in records:
-                if record.offset >= limit:
-                    break
-                value = record.value if record.value is not None else b""
-                data.messages.append(Message(record.offset, value))
-            new_position = self._consumer.position(tp)
-            high = self._consumer.highwater(tp)
-            if high is not None and end_hint is None:
-                target = min(limit, high)
-            if new_position is not None and new_position > position:
-                position = new_position
-                last_progress = time.monotonic()
-            elif time.monotonic() - last_progress > STALL_TIMEOUT_S:
-                raise TimeoutError(
-                    f"no progress reading {self.topic}[{partition}] at offset {position} "
-                    f"for {STALL_TIMEOUT_S:.0f} s (high watermark {high})"
-                )
-        # Offsets may have gaps (compaction, transaction markers): the batch partition covers
-        # everything up to where the read stopped, not just up to the last message.
+        high: int | None = None
+        try:
+            while position < target:
+                # Asking for exactly what is left lets the last call return without waiting.
+                batch = self._consumer.consume(
+                    num_messages=max(1, min(CONSUME_BATCH, target - position)),
+                    timeout=POLL_TIMEOUT_S)
+                for msg in batch:
+                    error = msg.error()
+                    if error is not None:
+                        position = self._on_read_error(error, partition, position)
+                        continue
+                    offset = msg.offset()
+                    if offset is None or offset < position or offset >= limit:
+                        continue
+                    value = msg.value()
+                    data.messages.append(Message(offset, value if value is not None else b""))
+                    position = offset + 1
+                # Offsets may have gaps (compaction, transaction markers): the consumer's
+                # position moves past them even when no message is delivered.
+                (current,) = self._consumer.position([tp])
+                if current.offset is not None and current.offset > position:
+                    position = min(current.offset, limit)
+                cached = self._consumer.get_watermark_offsets(tp, cached=True)
+                if cached is not None and cached[1] >= 0:
+                    high = int(cached[1])
+                    if end_hint is None:
+                        target = min(limit, max(high, position))
+                if position > data.end:
+                    data.end = position
+                    last_progress = time.monotonic()
+                elif high is not None and position > high and \
+                        time.monotonic() - last_progress > BEYOND_END_CONFIRM_S:
+                    # Tansu answers a fetch beyond the end with no records and no error.
+                    raise OffsetOutOfRange(
+                        f"{self.topic}[{partition}]@{position} is beyond the end of the "
+                        f"partition (high watermark {high}, Kafka at {self._servers})")
+                elif time.monotonic() - last_progress > STALL_TIMEOUT_S:
+                    cause = f"; last broker error: {self._last_error.str()}" \
+                        if self._last_error is not None else ""
+                    raise KafkaStalled(
+                        f"no progress reading {self.topic}[{partition}]@{position} for "
+                        f"{STALL_TIMEOUT_S:.0f} s (Kafka at {self._servers}, high watermark "
+                        f"{high}, wanted up to {target}){cause}")
+        finally:
+            self._consumer.unassign()
         data.end = min(position, limit)
         data.messages = [m for m in data.messages if m.offset < data.end]
         return data
+
+    def _on_read_error(self, error: KafkaError, partition: int, position: int) -> int:
+        """An error event from consume: returns the position to go on from, or raises."""
+        if error.fatal():
+            raise KafkaReadError(f"reading {self.topic}[{partition}]@{position} from Kafka at "
+                                 f"{self._servers}: {error.str()}")
+        if error.code() != KafkaError._AUTO_OFFSET_RESET:
+            # Transient (broker down, leader moving): librdkafka retries by itself; a read that
+            # stays stuck ends in KafkaStalled, which quotes this error.
+            self._last_error = error
+            log.debug("%s[%d]@%d: %s", self.topic, partition, position, error.str())
+            return position
+        tp = TopicPartition(self.topic, partition)
+        try:
+            low, listed = self._consumer.get_watermark_offsets(
+                tp, timeout=REQUEST_TIMEOUT_S, cached=False)
+        except KafkaException as exc:
+            raise KafkaUnreachable(f"{self.topic}[{partition}]@{position} is out of range and "
+                                   f"its offsets cannot be listed: {_text(exc)}") from exc
+        if position < low:
+            # Retention removed the start of the range: go on from the earliest offset.
+            log.warning("%s[%d]@%d is before the earliest offset %d; reading from there",
+                        self.topic, partition, position, low)
+            self._consumer.assign([TopicPartition(self.topic, partition, low)])
+            return low
+        raise OffsetOutOfRange(
+            f"{self.topic}[{partition}]@{position} is beyond the end of the partition "
+            f"(earliest offset {low}, ListOffsets end {listed}): {error.str()}")
+
+
+def _text(exc: KafkaException) -> str:
+    """The librdkafka error text of a KafkaException (its first argument is a KafkaError)."""
+    first = exc.args[0] if exc.args else exc
+    return first.str() if isinstance(first, KafkaError) else str(first)
