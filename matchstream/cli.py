@@ -18,8 +18,21 @@ def _add_stack_flags(parser: argparse.ArgumentParser) -> None:
         "--state-dir", help="where the stack keeps its data (MATCHSTREAM_STATE_DIR)"
     )
     parser.add_argument("--host", help="address the stack binds to (MATCHSTREAM_HOST)")
-    parser.add_argument("--kafka-port", type=int, help="broker port (MATCHSTREAM_KAFKA_PORT, 9092)")
-    parser.add_argument("--db-port", type=int, help="MariaDB port (MATCHSTREAM_DB_PORT, 3307)")
+    parser.add_argument(
+        "--kafka-port",
+        type=int,
+        help=f"broker port (MATCHSTREAM_KAFKA_PORT, default {Config.kafka_port})",
+    )
+    parser.add_argument(
+        "--db-port", type=int, help=f"MariaDB port (MATCHSTREAM_DB_PORT, default {Config.db_port})"
+    )
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be a positive number")
+    return value
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -137,7 +150,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
         Path(args.dir), bootstrap=config.kafka_bootstrap, spec=spec, settle_s=args.settle
     )
     if args.once:
-        watcher.scan_once()
+        try:
+            watcher.scan_once()
+        finally:
+            watcher.close()
         return 0
     watcher.run(threading.Event())
     return 0
@@ -146,10 +162,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from matchstream.demo import DemoOptions, run_demo
 
-    options = DemoOptions(reset=args.reset)
-    if args.train_rate:
-        options = DemoOptions(reset=args.reset, train_rate=args.train_rate)
-    print(run_demo(_config(args), options))
+    rates = {"train_rate": args.train_rate} if args.train_rate is not None else {}
+    print(run_demo(_config(args), DemoOptions(reset=args.reset, **rates)))
     return 0
 
 
@@ -173,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run SQL through the local stack. Statements are split like the mysql "
         "client does; CREATE/START/STOP/ALTER/DROP/SHOW/TEST/EXTRACT PIPELINE statements run in "
         "the local pipeline engine, everything else in MariaDB. ${NAME} placeholders are filled "
-        "from --var NAME=VALUE, whose local defaults are KAFKA, TRANSFORMS, MODEL_DIR, FEATURES.",
+        "from --var NAME=VALUE, whose local defaults are KAFKA, TRANSFORMS, MODEL_DIR, FEATURES "
+        "and CATALOG (matchstream_catalog).",
     )
     sql.add_argument("files", nargs="*", help="SQL files, run in the order given")
     sql.add_argument("-e", "--execute", action="append", help="SQL text to run (repeatable)")
@@ -197,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("training", "scoring"),
         help="rows carry the label (training) or not (scoring); default: the topic's name",
     )
-    produce.add_argument("--rate", type=float, metavar="ROWS_PER_S", help="limit the send rate")
+    produce.add_argument("--rate", type=_positive, metavar="ROWS_PER_S", help="limit the send rate")
     produce.add_argument("--loop", action="store_true", help="send the files again and again")
     produce.add_argument("--shuffle", action="store_true", help="send rows in random order")
     produce.add_argument("--seed", type=int, help="seed for --shuffle")
@@ -253,19 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interpreter_first_on_path() -> None:
-    # Transforms start with `#!/usr/bin/env python3`: whatever runs them (the engine process, or
-    # `START PIPELINE ... FOREGROUND` in this process) must find this interpreter, with its
-    # installed packages, first, as the image's python3 is in the container path.
-    bin_dir = os.path.dirname(sys.executable)
-    path = os.environ.get("PATH", "")
-    if path.split(os.pathsep)[0] != bin_dir:
-        os.environ["PATH"] = bin_dir + os.pathsep + path
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    from matchstream.stack.engine_process import prepend_interpreter
+
     args = build_parser().parse_args(argv)
-    _interpreter_first_on_path()
+    prepend_interpreter(os.environ)
     try:
         return int(args.func(args))
     except MatchstreamError as exc:

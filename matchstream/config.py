@@ -140,6 +140,15 @@ class Config:
     def kafka_bootstrap(self) -> str:
         return f"{self.host}:{self.kafka_port}"
 
+    @property
+    def db_client_file(self) -> Path:
+        """A mysql client option file with the password, so it never appears in argv."""
+        return self.state_dir / "client.cnf"
+
+    def to_env(self) -> dict[str, str]:
+        """The ``MATCHSTREAM_*`` variables that reproduce this config in a child process."""
+        return {ENV_PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}
+
     def db_password(self) -> str:
         """The generated root password; read on demand so it never sits in a repr or a log."""
         try:
@@ -166,6 +175,8 @@ def _coerce(name: str, annotation: Any, raw: Any, *, source: str) -> Any:
             value: Any = int(raw)
             if value < 0:
                 raise ValueError("must not be negative")
+            if name.endswith("_port") and not 1 <= value <= 65535:
+                raise ValueError("a TCP port is between 1 and 65535")
             return value
         if kind == "float":
             return float(raw)

@@ -5,8 +5,21 @@ from __future__ import annotations
 import pymysql
 
 from matchstream.config import Config
+from matchstream.errors import MatchstreamError
 
-__all__ = ["connect"]
+__all__ = ["DatabaseUnreachable", "connect"]
+
+# MySQL error codes that mean "no session", as opposed to an error in a statement.
+_CANNOT_CONNECT = {2002, 2003, 2005, 2006, 2013}
+_ACCESS_DENIED = 1045
+
+
+class DatabaseUnreachable(MatchstreamError):
+    """No session could be opened; names the address and what to check."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"cannot connect to MariaDB at {address}: {reason}")
+        self.address, self.reason = address, reason
 
 
 def connect(
@@ -17,14 +30,29 @@ def connect(
     ``autocommit`` is on by default as in the ``mysql`` client; the engine turns it off for the
     transactions that must commit rows and cursors together.
     """
-    return pymysql.connect(
-        host=config.host,
-        port=config.db_port,
-        user=config.db_user,
-        password=config.db_password(),
-        database=database,
-        local_infile=True,
-        autocommit=autocommit,
-        charset="utf8mb4",
-        connect_timeout=10,
-    )
+    address = f"{config.host}:{config.db_port}"
+    try:
+        return pymysql.connect(
+            host=config.host,
+            port=config.db_port,
+            user=config.db_user,
+            password=config.db_password(),
+            database=database,
+            local_infile=True,
+            autocommit=autocommit,
+            charset="utf8mb4",
+            connect_timeout=10,
+        )
+    except pymysql.err.OperationalError as exc:
+        code = exc.args[0] if exc.args else None
+        if code in _CANNOT_CONNECT:
+            raise DatabaseUnreachable(
+                address, "nothing answers; is the stack up? (matchstream status)"
+            ) from exc
+        if code == _ACCESS_DENIED:
+            raise DatabaseUnreachable(
+                address,
+                f"access denied with the password in {config.db_password_file} "
+                "(is this the state directory that started this server?)",
+            ) from exc
+        raise

@@ -7,8 +7,9 @@ Steps (``run_demo``):
   3. Wait until both pipelines' cursors reach the offsets the producer was acknowledged for
      (not a sleep); a pipeline in state Error ends the wait with its latest error.
   4. Load ``data/score_labels.csv`` into ``score_labels`` and print the summary.
-A completed demo is recorded in ``<state_dir>/demo.json``; running again prints the summary
-without producing anything (``--reset`` starts over).
+Progress is recorded in ``<state_dir>/demo.json``: a completed demo only prints the summary
+again, and a run interrupted after producing resumes at step 3 instead of sending the files a
+second time (``--reset`` starts over).
 """
 
 from __future__ import annotations
@@ -160,22 +161,62 @@ def _load_labels(config: Config, path: Path) -> int:
 
 def run_demo(config: Config, options: DemoOptions, emit: Callable[[str], None] = print) -> str:
     """Steps 1-4 of the module docstring; returns the summary text."""
-    from matchstream.ml.spec import FeatureSpec
-    from matchstream.producer import ProduceReport, produce_files
-    from matchstream.sqlrunner import ScriptSource, default_variables, run_sources
-
     root = project_root()
     marker = config.state_dir / "demo.json"
     if options.reset:
         reset(config, emit)
-    elif marker.exists():
+    progress = _read_marker(marker)
+    if progress.get("phase") == "done":
         emit("the demo already ran on this stack (matchstream demo --reset runs it again)")
         return summary(config)
+
+    started = time.monotonic()
+    if progress.get("phase") == "produced":
+        # A run that sent both files and then stopped (timeout, Ctrl-C, a pipeline in Error):
+        # sending them again would train on every row twice, so only the waiting is resumed.
+        emit("both files were already produced by an earlier run; waiting for the pipelines")
+        targets = {
+            t: {int(p): int(o) for p, o in ends.items()}
+            for t, ends in progress["end_offsets"].items()
+        }
+    else:
+        targets = _apply_and_produce(config, options, root, emit)
+        _write_marker(marker, {"phase": "produced", "end_offsets": targets})
+
+    _wait_for_cursors(config, targets, options.timeout_s, emit)
+    labels = _load_labels(config, root / "data" / "score_labels.csv")
+    emit(f"loaded {labels} rows into score_labels")
+    elapsed = time.monotonic() - started
+    _write_marker(marker, {"phase": "done", "end_offsets": targets, "seconds": round(elapsed, 1)})
+    emit(f"demo finished in {elapsed:.0f} s")
+    return summary(config)
+
+
+def _read_marker(marker: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_marker(marker: Path, data: dict[str, Any]) -> None:
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data) + "\n")
+    tmp.replace(marker)
+
+
+def _apply_and_produce(
+    config: Config, options: DemoOptions, root: Path, emit: Callable[[str], None]
+) -> dict[str, dict[int, int]]:
+    """Steps 1 and 2; returns each topic's offsets after what was sent."""
+    from matchstream.ml.spec import FeatureSpec
+    from matchstream.producer import ProduceReport, produce_files
+    from matchstream.sqlrunner import ScriptSource, default_variables, run_sources
 
     variables = default_variables(config)
     # Both transforms share this directory; scoring waits in it for the first version.
     Path(variables["MODEL_DIR"]).mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
     sources = [ScriptSource.from_file(root / "sql" / name) for name in SQL_FILES]
     sources.append(
         ScriptSource(
@@ -222,23 +263,7 @@ def run_demo(config: Config, options: DemoOptions, emit: Callable[[str], None] =
         raise failures[0]
     for topic, report in reports.items():
         emit(f"produced {report.sent} rows to {topic} (rejected {len(report.rejected)})")
-
-    _wait_for_cursors(
-        config, {t: r.end_offsets for t, r in reports.items()}, options.timeout_s, emit
-    )
-    labels = _load_labels(config, root / "data" / "score_labels.csv")
-    emit(f"loaded {labels} rows into score_labels")
-    elapsed = time.monotonic() - started
-    marker.write_text(
-        json.dumps(
-            {
-                "seconds": round(elapsed, 1),
-                "end_offsets": {t: r.end_offsets for t, r in reports.items()},
-            }
-        )
-    )
-    emit(f"demo finished in {elapsed:.0f} s")
-    return summary(config)
+    return {t: r.end_offsets for t, r in reports.items()}
 
 
 def summary(config: Config) -> str:

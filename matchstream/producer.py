@@ -21,7 +21,9 @@ from typing import Any
 from matchstream.errors import MatchstreamError
 
 __all__ = [
+    "CheckedFile",
     "CsvFileError",
+    "KafkaUnavailable",
     "ProduceReport",
     "Rejected",
     "check_file",
@@ -33,6 +35,14 @@ __all__ = [
 # file never sits in memory whole.
 CHECK_CHUNK_ROWS = 10_000
 ROLES = ("training", "scoring")
+
+
+class KafkaUnavailable(MatchstreamError):
+    """The broker did not take the rows; ``sent`` says how many it had acknowledged before."""
+
+    def __init__(self, bootstrap: str, reason: str, *, sent: int) -> None:
+        super().__init__(f"Kafka at {bootstrap}: {reason} ({sent} rows were sent)")
+        self.bootstrap, self.reason, self.sent = bootstrap, reason, sent
 
 
 class CsvFileError(MatchstreamError):
@@ -64,6 +74,7 @@ class ProduceReport:
 
 @dataclass(frozen=True)
 class _Row:
+    path: Path
     line: int
     key: bytes
     value: bytes
@@ -117,26 +128,45 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
             yield number, raw.rstrip(b"\r\n")
 
 
-def check_file(
-    path: Path,
-    *,
-    spec: Any,
-    role: str,
-    validate: bool = True,
-) -> tuple[list[_Row], list[Rejected]]:
+def _chunks(path: Path) -> Iterator[list[tuple[int, bytes]]]:
+    """The data lines (after the header) in chunks of :data:`CHECK_CHUNK_ROWS`."""
+    chunk: list[tuple[int, bytes]] = []
+    for number, raw in _lines(path):
+        if number == 1:
+            continue
+        chunk.append((number, raw))
+        if len(chunk) >= CHECK_CHUNK_ROWS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """A file whose header fits the spec; ``rejected`` lists the data rows that do not."""
+
+    path: Path
+    role: str
+    id_index: int
+    rows: int
+    rejected: list[Rejected]
+
+
+def check_file(path: Path, *, spec: Any, role: str, validate: bool = True) -> CheckedFile:
     """1. Check the header against the spec. 2. Check every data row with the transforms'
-    decoder (unless ``validate`` is off). Returns the rows to send and the rejected ones."""
+    decoder (unless ``validate`` is off), one chunk at a time: only the rejected rows are kept,
+    so a huge file never sits in memory."""
     from matchstream.ml.features import decode_batch
 
     with_label = role == "training"
     expected = spec.input_columns(with_label=with_label)
-    lines = _lines(path)
     try:
-        first = next(lines)
-    except StopIteration:
-        raise CsvFileError(path, 1, "empty file: expected a header line and data rows") from None
+        first = next(_lines(path), None)
     except OSError as exc:
-        raise CsvFileError(path, 0, f"cannot read: {exc}") from exc
+        raise CsvFileError(path, 0, f"cannot read: {exc.strerror or exc}") from exc
+    if first is None:
+        raise CsvFileError(path, 1, "empty file: expected a header line and data rows")
     try:
         header = next(csv.reader([first[1].decode("utf-8").lstrip("\ufeff")]), [])
     except UnicodeDecodeError as exc:
@@ -144,38 +174,38 @@ def check_file(
     problem = _header_problem([h.strip() for h in header], expected, spec.label, role)
     if problem:
         raise CsvFileError(path, 1, problem)
-    id_index = expected.index(spec.id)
 
-    accepted: list[_Row] = []
     rejected: list[Rejected] = []
-    chunk: list[tuple[int, bytes]] = []
+    rows = 0
+    for chunk in _chunks(path):
+        rows += len(chunk)
+        if not validate:
+            continue
+        batch = decode_batch([raw for _, raw in chunk], spec, with_label=with_label, skip_bad=True)
+        for bad in batch.skipped:
+            number, raw = chunk[bad.index]
+            reason = "empty line" if not raw.strip() else bad.reason
+            rejected.append(Rejected(str(path), number, reason))
+    return CheckedFile(path, role, expected.index(spec.id), rows, rejected)
 
-    def flush() -> None:
-        if not chunk:
-            return
-        bad_lines: dict[int, str] = {}
-        if validate:
-            payloads = [raw for _, raw in chunk]
-            batch = decode_batch(payloads, spec, with_label=with_label, skip_bad=True)
-            bad_lines = {chunk[b.index][0]: b.reason for b in batch.skipped}
-        for number, raw in chunk:
-            if number in bad_lines:
-                reason = "empty line" if not raw.strip() else bad_lines[number]
-                rejected.append(Rejected(str(path), number, reason))
-                continue
-            try:
-                key = next(csv.reader([raw.decode("utf-8", "replace")]))[id_index]
-            except (IndexError, StopIteration):
-                key = ""
-            accepted.append(_Row(number, key.encode(), raw))
-        chunk.clear()
 
-    for number, raw in lines:
-        chunk.append((number, raw))
-        if len(chunk) >= CHECK_CHUNK_ROWS:
-            flush()
-    flush()
-    return accepted, rejected
+def _key(raw: bytes, id_index: int) -> bytes:
+    if b'"' not in raw:
+        fields = raw.split(b",", id_index + 1)
+        return fields[id_index] if len(fields) > id_index else b""
+    parsed = next(csv.reader([raw.decode("utf-8", "replace")]), [])
+    return parsed[id_index].encode() if len(parsed) > id_index else b""
+
+
+def _accepted_chunks(checked: CheckedFile) -> Iterator[list[_Row]]:
+    """Second pass over the file: the rows to send, chunk by chunk, rejected ones left out."""
+    skip = {r.line for r in checked.rejected}
+    for chunk in _chunks(checked.path):
+        yield [
+            _Row(checked.path, n, _key(raw, checked.id_index), raw)
+            for n, raw in chunk
+            if n not in skip
+        ]
 
 
 class _RateLimiter:
@@ -209,64 +239,73 @@ def produce_files(
     progress: bool = True,
     log: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
 ) -> ProduceReport:
-    """Check every file, then send the accepted rows; every send is acknowledged or raises.
-
-    Files are checked before anything is sent, so a file with a wrong header stops the run
-    before a single row of the others went out.
-    """
+    """1. Check every file (before anything is sent, so a wrong header in one file stops the
+    run before a row of the others went out). 2. Send the accepted rows chunk by chunk; a chunk
+    is flushed and every send acknowledged before the next, so memory stays bounded and a failure
+    names the first row the broker did not take. ``shuffle`` needs every row in memory."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
     from tqdm import tqdm
 
+    if rate is not None and rate <= 0:
+        raise MatchstreamError(f"--rate {rate}: must be a positive number of rows per second")
     report = ProduceReport()
-    rows: list[_Row] = []
-    for path in paths:
-        accepted, rejected = check_file(path, spec=spec, role=role, validate=validate)
-        for bad in rejected:
+    checked = [check_file(path, spec=spec, role=role, validate=validate) for path in paths]
+    for file in checked:
+        for bad in file.rejected:
             log(f"rejected {bad}")
-        report.rejected.extend(rejected)
-        rows.extend(accepted)
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",  # a row counts as sent only once the broker has it
-        retries=5,
-        linger_ms=5,
-    )
+        report.rejected.extend(file.rejected)
+    total = sum(f.rows - len(f.rejected) for f in checked)
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",  # a row counts as sent only once the broker has it
+            retries=5,
+            linger_ms=5,
+            # An unreachable broker is reported after 10 s instead of kafka-python's 30.
+            bootstrap_timeout_ms=10_000,
+        )
+    except KafkaError as exc:
+        raise KafkaUnavailable(bootstrap, f"cannot connect: {exc}", sent=0) from exc
     limiter = _RateLimiter(rate)
     rng = random.Random(seed)  # noqa: S311 - demo row order, not a secret
+
+    def rounds() -> Iterator[list[_Row]]:
+        if not shuffle:
+            for file in checked:
+                yield from _accepted_chunks(file)
+            return
+        everything = [row for file in checked for chunk in _accepted_chunks(file) for row in chunk]
+        rng.shuffle(everything)
+        for start in range(0, len(everything), CHECK_CHUNK_ROWS):
+            yield everything[start : start + CHECK_CHUNK_ROWS]
+
     try:
         while True:
-            order = list(rows)
-            if shuffle:
-                rng.shuffle(order)
-            futures = []
             with tqdm(
-                total=len(order),
-                desc=topic,
-                unit="row",
-                disable=not progress,
-                file=sys.stderr,
+                total=total, desc=topic, unit="row", disable=not progress, file=sys.stderr
             ) as bar:
-                for row in order:
-                    limiter.wait()
-                    futures.append(producer.send(topic, key=row.key or None, value=row.value))
-                    bar.update(1)
-                producer.flush()
-            failures = []
-            for row, future in zip(order, futures, strict=True):
-                try:
-                    meta = future.get(timeout=30)
-                    end = report.end_offsets.get(meta.partition, 0)
-                    report.end_offsets[meta.partition] = max(end, meta.offset + 1)
-                except KafkaError as exc:
-                    failures.append(f"line {row.line}: {exc}")
-            if failures:
-                raise MatchstreamError(
-                    f"{len(failures)} row(s) were not acknowledged by the broker "
-                    f"({bootstrap}); first: {failures[0]}"
-                )
-            report.sent += len(order)
-            if not loop or not order:
+                for chunk in rounds():
+                    futures = []
+                    for row in chunk:
+                        limiter.wait()
+                        futures.append(producer.send(topic, key=row.key or None, value=row.value))
+                        bar.update(1)
+                    producer.flush()
+                    for row, future in zip(chunk, futures, strict=True):
+                        try:
+                            meta = future.get(timeout=30)
+                        except KafkaError as exc:
+                            raise KafkaUnavailable(
+                                bootstrap,
+                                f"line {row.line} of {row.path} (and maybe later ones) was not "
+                                f"acknowledged: {exc}",
+                                sent=report.sent,
+                            ) from exc
+                        report.sent += 1
+                        end = report.end_offsets.get(meta.partition, 0)
+                        report.end_offsets[meta.partition] = max(end, meta.offset + 1)
+            if not loop or not total:
                 break
     finally:
         producer.close()

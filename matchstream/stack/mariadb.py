@@ -29,6 +29,7 @@ SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin")
 # The accounts mariadb-install-db creates for root; all get the generated password so that
 # TCP clients (127.0.0.1, ::1) and socket clients (localhost) agree.
 ROOT_HOSTS = ("localhost", "127.0.0.1", "::1")
+ACCESS_DENIED = 1045
 
 
 def mask(secret: str) -> str:
@@ -140,17 +141,37 @@ class MariaDB:
             connect_timeout=2,
         )
 
+    def _password_rejected(self) -> ComponentStartError:
+        return ComponentStartError(
+            component=self.name,
+            reason=(
+                f"the server in {self.config.db_dir} rejects the root password in "
+                f"{self.config.db_password_file} (was the file lost or replaced?): restore it, "
+                f"or remove {self.config.db_dir} to start with an empty database"
+            ),
+            log_path=None,
+        )
+
     def wait_ready(self) -> None:
-        """2. Wait until the socket accepts a connection (with or without the password)."""
+        """2. Wait until the socket accepts a connection (with or without the password).
+
+        A server that answers but refuses every password we know will not change its mind:
+        stop it and say so, instead of waiting for the timeout.
+        """
         deadline = time.monotonic() + self.config.start_timeout_s
         while time.monotonic() < deadline:
             if self.config.db_socket.exists():
-                for password in self._candidate_passwords():
+                refused = 0
+                candidates = self._candidate_passwords()
+                for password in candidates:
                     try:
                         self._socket_connect(password).close()
                         return
-                    except pymysql.err.OperationalError:
-                        continue
+                    except pymysql.err.OperationalError as exc:
+                        refused += exc.args[:1] == (ACCESS_DENIED,)
+                if refused == len(candidates):
+                    self.process.stop()
+                    raise self._password_rejected()
             if self.process.exited_early():
                 break
             time.sleep(0.2)
@@ -183,7 +204,12 @@ class MariaDB:
             return  # already applied
         except pymysql.err.OperationalError:
             pass
-        conn = self._socket_connect("")
+        try:
+            conn = self._socket_connect("")
+        except pymysql.err.OperationalError as exc:
+            if exc.args[:1] == (ACCESS_DENIED,):
+                raise self._password_rejected() from exc
+            raise
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT `Host` FROM mysql.user WHERE `User` = 'root'")
@@ -225,6 +251,20 @@ class MariaDB:
         finally:
             conn.close()
 
-    def connect_hint(self) -> str:
+    def write_client_file(self) -> None:
+        """4. A mysql option file (mode 0600) with address, user and password: the client reads
+        the password from it, so it never shows in a command line (``ps``) or shell history."""
         c = self.config
-        return f'mysql -h {c.host} -P {c.db_port} -u {c.db_user} -p"$(cat {c.db_password_file})"'
+        target = c.db_client_file
+        tmp = target.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(
+                "[client]\n"
+                f"host={c.host}\nport={c.db_port}\nuser={c.db_user}\n"
+                f"password={c.db_password()}\n"
+            )
+        os.replace(tmp, target)
+
+    def connect_hint(self) -> str:
+        return f"mysql --defaults-extra-file={self.config.db_client_file}"

@@ -7,6 +7,7 @@ pid counts as ours only while both match. Nothing is ever looked up or killed by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,11 +17,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from matchstream.stack.errors import StackError
+
 __all__ = ["ManagedProcess", "ProcessRecord"]
 
 # How long a process gets to exit after SIGTERM before SIGKILL. MariaDB flushes InnoDB on a clean
 # shutdown; cutting that short only costs crash recovery on the next start, never data.
 STOP_GRACE_S = 30.0
+# After SIGKILL only a process stuck in the kernel (state D) survives; say so instead of hanging.
+KILL_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -97,17 +102,27 @@ class ManagedProcess:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and self.running_pid() is not None:
-            self._reap(pid)
-            time.sleep(0.05)
-        if self.running_pid() is not None:
-            os.kill(pid, signal.SIGKILL)
-            while self.running_pid() is not None:
-                self._reap(pid)
-                time.sleep(0.05)
+        # The process may exit on its own between the check and the signal: that is a success.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not self._wait_gone(pid, grace_s):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            if not self._wait_gone(pid, KILL_WAIT_S):
+                raise StackError(
+                    f"{self.name} (pid {pid}) survived SIGKILL for {KILL_WAIT_S:.0f} s; "
+                    f"it is probably stuck in the kernel (see `ps -o stat -p {pid}`)"
+                )
         self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def _wait_gone(self, pid: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self.running_pid() is not None:
+            self._reap(pid)
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
         return True
 
     @staticmethod

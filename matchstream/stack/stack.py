@@ -88,6 +88,7 @@ class Stack:
                 done.append(f"started MariaDB on {self.mariadb.address}")
             self.mariadb.wait_ready()
             self.mariadb.secure()
+            self.mariadb.write_client_file()
 
             c.record()
             if self.engine is not None and self.engine.process.running_pid() is None:

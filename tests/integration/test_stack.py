@@ -63,6 +63,16 @@ def test_up_status_down_are_idempotent_and_leave_nothing_behind(tmp_path: Path) 
     password = config.db_password()
     assert password not in first.stdout + first.stderr, "the password must never be printed"
     assert oct(config.db_password_file.stat().st_mode & 0o777) == "0o600"
+    assert oct(config.db_client_file.stat().st_mode & 0o777) == "0o600"
+    assert f"--defaults-extra-file={config.db_client_file}" in first.stdout
+    client = subprocess.run(
+        ["mysql", f"--defaults-extra-file={config.db_client_file}", "-N", "-e", "SELECT 6 * 7"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (client.returncode, client.stdout.strip()) == (0, "42"), client.stderr
 
     stack = Stack(config, with_engine=False)
     pids = {s.name: s.pid for s in stack.status()}
@@ -184,3 +194,19 @@ def test_mariadb_rejects_a_wrong_password_and_listens_on_loopback_only(stack: Co
         with conn.cursor() as cur:
             cur.execute("SELECT @@bind_address, @@local_infile")
             assert cur.fetchone() == ("127.0.0.1", 1)
+
+
+def test_a_lost_password_file_is_reported_at_once_and_stops_the_server(tmp_path: Path) -> None:
+    config = private_config(tmp_path / "state")
+    stack = Stack(config, with_engine=False)
+    stack.up()
+    stack.down()
+    config.db_password_file.write_text("not-the-password\n")
+    result = run_cli("up", env=env_for(config))
+    try:
+        assert result.returncode == 2
+        assert "rejects the root password" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert stack.mariadb.process.running_pid() is None, "the refused server is stopped"
+    finally:
+        stack.down()

@@ -100,7 +100,11 @@ def test_error_handling_clause(clause, handling, replace):
     "clause", ["REPLACE", "IGNORE", "SKIP CONSTRAINT ERRORS", "SKIP DUPLICATE KEY ERRORS"]
 )
 def test_transform_allows_the_other_error_clauses(clause):
-    create(KAFKA + "WITH TRANSFORM ('file:///t.py','','') " + clause + " INTO TABLE t")
+    sql = KAFKA + "WITH TRANSFORM ('file:///t.py','','') " + clause + " INTO TABLE t"
+    node = create(sql)
+    assert node.transform is not None and node.transform.uri == "file:///t.py"
+    assert clause in render(node)
+    assert create(render(node)) == node
 
 
 def test_strings_are_unescaped_and_re_escaped():

@@ -10,7 +10,7 @@ import pytest
 from matchstream.ddl import parse_statement, placeholders_in, prepare_script
 
 SQL_DIR = Path(__file__).resolve().parents[3] / "sql"
-SQL_FILES = sorted(SQL_DIR.glob("*.sql"))
+SQL_FILES = sorted(SQL_DIR.glob("**/*.sql"))
 
 # Placeholders get dummy values that pass the parser's checks: a number where the name says it
 # is one, a plain word elsewhere (a host, a topic, a directory inside a file:// URI).
@@ -21,10 +21,14 @@ def dummy_variables(text: str) -> dict[str, str]:
     return {name: ("1" if _NUMERIC.search(name) else "dummy") for name in placeholders_in(text)}
 
 
-@pytest.mark.parametrize("path", SQL_FILES or [None], ids=lambda p: p.name if p else "none")
+def test_the_shipped_sql_is_found():
+    names = {str(p.relative_to(SQL_DIR)) for p in SQL_FILES}
+    assert {"00_schema.sql", "10_pipelines.sql", "20_views.sql"} <= names, names
+    assert any(n.startswith("queries/") for n in names), names
+
+
+@pytest.mark.parametrize("path", SQL_FILES, ids=lambda p: str(p.relative_to(SQL_DIR)))
 def test_sql_file_pipeline_statements_parse(path):
-    if path is None:
-        pytest.skip(f"{SQL_DIR} holds no .sql files yet")
     text = path.read_text()
     source = str(path.relative_to(SQL_DIR.parent))
     statements = prepare_script(text, source, dummy_variables(text))
