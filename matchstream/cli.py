@@ -76,7 +76,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     for r in rows:
         pid = str(r.pid) if r.pid else "-"
         print(f"{r.name:<10} {r.address:<18} {pid:>8}  {'yes' if r.answers else 'no':<7}  {r.note}")
-    return 0 if all(r.answers for r in rows) else 3
+    silent = [r.name for r in rows if not r.answers]
+    if silent:
+        print(
+            f"not answering: {', '.join(silent)} (matchstream up starts what is missing; "
+            f"logs in {_config(args).log_dir})",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
 
 
 def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from matchstream.errors import MatchstreamError
 
-__all__ = ["HEADER", "FramingError", "encode_frames", "iter_frames", "write_frame"]
+__all__ = ["HEADER", "FramingError", "encode_frames", "iter_frames"]
 
 HEADER = struct.Struct("<Q")
 
@@ -34,12 +34,6 @@ class FramingError(MatchstreamError):
     def __init__(self, reason: str, *, index: int, byte_offset: int) -> None:
         super().__init__(f"framing error in message {index} (stdin byte {byte_offset}): {reason}")
         self.reason, self.index, self.byte_offset = reason, index, byte_offset
-
-
-def write_frame(stream: BinaryIO, payload: bytes) -> None:
-    """Write one message behind its length header."""
-    stream.write(HEADER.pack(len(payload)))
-    stream.write(payload)
 
 
 def encode_frames(payloads: Iterable[bytes]) -> bytes:

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from matchstream.ml.features import design_matrix
+from matchstream.ml.model_json import MODEL_FORMAT, parse_model
 from matchstream.ml.spec import FeatureSpec
 
 __all__ = ["MODEL_FORMAT", "NumpyScorer"]
 
-MODEL_FORMAT = "matchstream.linear/1"
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,9 @@ class NumpyScorer:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NumpyScorer:
         """Build from a parsed ``model.json``; KeyError/ValueError mean a corrupt file."""
-        if data.get("format") != MODEL_FORMAT:
-            raise ValueError(f"format {data.get('format')!r} is not {MODEL_FORMAT!r}")
-        spec = FeatureSpec.from_dict(data["spec"])
-        w = data["weights"]
-        vector = [float(w["numeric"][f.name]) for f in spec.numeric]
-        for feature in spec.categorical:
-            vector += [float(w["categorical"][feature.name][t]) for t in feature.vocabulary]
-        return cls(spec, np.array(vector), float(data["bias"]), float(data["threshold"]),
-                   int(data["version"]))
+        model = parse_model(data)
+        vector = [*model.numeric_weights, *(w for ws in model.categorical_weights for w in ws)]
+        return cls(model.spec, np.array(vector), model.bias, model.threshold, model.version)
 
     def predict_proba(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
         logits = design_matrix(self.spec, numeric, categorical) @ self.weights + self.bias

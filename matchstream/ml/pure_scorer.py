@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from matchstream.ml.errors import BadRow
+from matchstream.ml.model_json import parse_model
 from matchstream.ml.rowparse import RowDecoder, strip_newlines
 from matchstream.ml.spec import FeatureSpec
 
@@ -22,7 +23,6 @@ __all__ = ["SMALL_BATCH", "PureScorer"]
 
 # Where the NumPy path (fixed ~200 ms import, then ~5x faster per row) overtakes plain Python.
 SMALL_BATCH = 2000
-MODEL_FORMAT = "matchstream.linear/1"
 
 
 @dataclass(frozen=True)
@@ -36,16 +36,13 @@ class PureScorer:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PureScorer:
-        if data.get("format") != MODEL_FORMAT:
-            raise ValueError(f"format {data.get('format')!r} is not {MODEL_FORMAT!r}")
-        spec = FeatureSpec.from_dict(data["spec"])
-        w = data["weights"]
-        numeric = tuple((float(f.mean), float(f.std), float(w["numeric"][f.name]))  # type: ignore[arg-type]
-                        for f in spec.numeric)
-        categorical = tuple(tuple(float(w["categorical"][f.name][t]) for t in f.vocabulary)
-                            for f in spec.categorical)
-        return cls(spec, numeric, categorical, float(data["bias"]), float(data["threshold"]),
-                   int(data["version"]))
+        model = parse_model(data)
+        numeric = tuple(
+            (float(f.mean), float(f.std), weight)  # type: ignore[arg-type]
+            for f, weight in zip(model.spec.numeric, model.numeric_weights, strict=True)
+        )
+        return cls(model.spec, numeric, model.categorical_weights, model.bias, model.threshold,
+                   model.version)
 
     def score(self, payloads: Sequence[bytes], *, skip_bad: bool = False
               ) -> tuple[list[str], list[float], list[BadRow]]:
