@@ -12,7 +12,7 @@ would leave the tail of a topic unread until more data arrives (tests/integratio
 ``get_watermark_offsets(cached=False)`` (ListOffsets) is used only for the low watermark and as a
 starting point; the high watermark comes from ``cached=True`` after a fetch has delivered a message.
 
-The client was chosen by measurement (issue 3, docs/benchmarks-engine.md): confluent-kafka reads
+The client was chosen by measurement (issue 3, docs/benchmarks.md): confluent-kafka reads
 about 3x faster than kafka-python against the same broker.
 """
 
