@@ -42,7 +42,7 @@ from matchstream.engine.errors import (
     TransformError,
 )
 from matchstream.engine.extractor import PartitionData
-from matchstream.engine.loader import LoadResult, LoadSpec, RowRejected, load_file, split_lines
+from matchstream.engine.loader import LoadResult, LoadSpec, RowRejected, lines_of, load_file
 from matchstream.engine.transform_runner import ResolvedTransform, run_transform
 
 __all__ = ["Outcome", "PartitionResult", "PipelinePlan", "run_batch_partition", "stage_input"]
@@ -185,7 +185,7 @@ def _rejected_error(
             line = data.messages[index].value
             reason += f" (message at offset {data.messages[index].offset})"
         else:
-            line = _line(staged, plan, issue.line_number)
+            line = lines_of(staged.path, plan.spec, [issue.line_number]).get(issue.line_number)
     return _error(LoadError, plan, data, reason, code=issue.code or None, line=line,
                   line_number=issue.line_number, stderr=staged.stderr)
 
@@ -240,14 +240,15 @@ def run_batch_partition(
             conn, **_batch_row(plan, data, batch_id, attempt, "Succeeded", started, elapsed,
                                extract_seconds, staged, load.rows_affected),
         )
+        # One read of the work file for all warnings: this runs inside the load transaction.
+        lines = lines_of(staged.path, plan.spec,
+                         [i.line_number for i in load.warnings if i.line_number is not None])
         for issue in load.warnings:
-            line = None
-            if issue.line_number is not None:
-                line = _line(staged, plan, issue.line_number)
             catalog.insert_error(
                 conn, database=plan.database, name=plan.name, error_type="Warning",
                 code=issue.code, message=issue.message, kind="Load",
-                line=line, line_number=issue.line_number, batch_id=batch_id,
+                line=None if issue.line_number is None else lines.get(issue.line_number),
+                line_number=issue.line_number, batch_id=batch_id,
                 partition=data.partition, start=data.start, end=data.end,
             )
         conn.commit()
@@ -273,11 +274,6 @@ def run_batch_partition(
         if staged is not None:
             for path in (staged.path, staged.path.with_name(staged.path.name + ".kept")):
                 path.unlink(missing_ok=True)
-
-
-def _line(staged: StagedInput, plan: PipelinePlan, number: int) -> bytes | None:
-    lines = split_lines(staged.path.read_bytes(), plan.spec.lines_terminated_by.encode())
-    return lines[number - 1] if 0 < number <= len(lines) else None
 
 
 def _batch_row(

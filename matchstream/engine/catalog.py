@@ -30,8 +30,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from matchstream.ddl import ast, parse_statement
+from matchstream.ddl.render import quote_identifier
+from matchstream.engine.errors import EngineError
+
 __all__ = [
     "CATALOG_SCHEMA",
+    "CATALOG_TABLES",
     "CursorRow",
     "PipelineRow",
     "State",
@@ -55,15 +60,14 @@ class State:
     TESTING = "Testing"
 
 
-# Kept per pipeline in PIPELINES_BATCHES; older rows are deleted as new batches are written
-# (SingleStore's pipelines_batches_metadata_to_keep plays the same role). Without a cap a
-# pipeline polling a busy topic would grow the table without bound.
-BATCH_ROWS_TO_KEEP = 1000
 # LOAD_DATA_LINE keeps at most this many bytes of the offending line; a 10 MB Kafka message would
 # otherwise be copied into every error row of every retry.
 MAX_LINE_BYTES = 64 * 1024
 
-_Q = f"`{CATALOG_SCHEMA}`"
+_Q = quote_identifier(CATALOG_SCHEMA)
+# The tables holding a pipeline's rows, each keyed by DATABASE_NAME and PIPELINE_NAME.
+CATALOG_TABLES = ("pipeline_registry", "PIPELINES_CURSORS", "PIPELINES_BATCHES",
+                  "PIPELINES_ERRORS")
 
 _DDL = [
     f"CREATE DATABASE IF NOT EXISTS {_Q}",
@@ -180,6 +184,10 @@ _DDL = [
         GROUP BY `DATABASE_NAME`, `PIPELINE_NAME`, `BATCH_ID`""",
 ]
 
+# Tables and views the DDL creates in CATALOG_SCHEMA (every statement but CREATE DATABASE):
+# fewer of them means the catalog is missing or from an older version, and the DDL runs.
+_CATALOG_OBJECTS = sum(not statement.startswith("CREATE DATABASE") for statement in _DDL)
+
 _ensured: set[tuple[str, int]] = set()
 
 
@@ -192,7 +200,7 @@ def ensure_catalog(conn: Any) -> None:
         cursor.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
                        [CATALOG_SCHEMA])
         row = cursor.fetchone()
-        if not row or int(row[0]) < 7:
+        if not row or int(row[0]) < _CATALOG_OBJECTS:
             for statement in _DDL:
                 cursor.execute(statement)
     conn.commit()
@@ -210,6 +218,16 @@ class PipelineRow:
     transform_path: str | None
     skipped_batch_partitions: int
     definition_version: int
+
+    def statement(self) -> ast.CreatePipeline:
+        """The stored definition, parsed (the registry holds rendered CREATE PIPELINE text)."""
+        stmt = parse_statement(self.definition)
+        if not isinstance(stmt, ast.CreatePipeline):
+            raise EngineError(
+                f"pipeline '{self.database}.{self.name}': the catalog holds a "
+                f"{type(stmt).__name__} instead of a CREATE PIPELINE statement; "
+                "re-create the pipeline")
+        return stmt
 
 
 _PIPELINE_COLUMNS = (
@@ -242,7 +260,8 @@ def get_pipeline(
 
 
 def list_pipelines(
-    conn: Any, database: str | None = None, states: Iterable[str] | None = None
+    conn: Any, database: str | None = None, states: Iterable[str] | None = None, *,
+    for_update: bool = False,
 ) -> list[PipelineRow]:
     sql = f"SELECT {_PIPELINE_COLUMNS} FROM {_Q}.`pipeline_registry` WHERE 1=1"
     params: list[Any] = []
@@ -254,6 +273,8 @@ def list_pipelines(
         sql += " AND `STATE` IN (" + ", ".join(["%s"] * len(wanted)) + ")"
         params += wanted
     sql += " ORDER BY `DATABASE_NAME`, `PIPELINE_NAME`"
+    if for_update:
+        sql += " FOR UPDATE"
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
         return [_pipeline(r) for r in cursor.fetchall()]
@@ -306,12 +327,32 @@ def set_state(conn: Any, pipeline_id: int, state: str, *, only_if: Iterable[str]
 
 def delete_pipeline(conn: Any, database: str, name: str) -> None:
     with conn.cursor() as cursor:
-        for table in ("pipeline_registry", "PIPELINES_CURSORS", "PIPELINES_BATCHES",
-                      "PIPELINES_ERRORS"):
+        for table in CATALOG_TABLES:
             cursor.execute(
-                f"DELETE FROM {_Q}.`{table}` WHERE `DATABASE_NAME` = %s AND `PIPELINE_NAME` = %s",
+                f"DELETE FROM {_Q}.{quote_identifier(table)} "
+                "WHERE `DATABASE_NAME` = %s AND `PIPELINE_NAME` = %s",
                 [database, name],
             )
+
+
+def count_skipped(conn: Any, pipeline_id: int) -> None:
+    """SKIPPED_BATCH_PARTITIONS + 1 (STOP_ON_ERROR OFF gave up on a range)."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_Q}.`pipeline_registry` SET "
+            "`SKIPPED_BATCH_PARTITIONS` = `SKIPPED_BATCH_PARTITIONS` + 1 "
+            "WHERE `PIPELINE_ID` = %s", [pipeline_id])
+
+
+def clear_errors(conn: Any, database: str, name: str | None = None) -> int:
+    """CLEAR PIPELINE ERRORS: the database's (or one pipeline's) PIPELINES_ERRORS rows."""
+    sql = f"DELETE FROM {_Q}.`PIPELINES_ERRORS` WHERE `DATABASE_NAME` = %s"
+    params: list[Any] = [database]
+    if name is not None:
+        sql += " AND `PIPELINE_NAME` = %s"
+        params.append(name)
+    with conn.cursor() as cursor:
+        return int(cursor.execute(sql, params))
 
 
 def next_batch_id(conn: Any, pipeline_id: int) -> int:
@@ -384,7 +425,7 @@ def put_cursor(
 
 
 def insert_batch_row(conn: Any, **values: Any) -> None:
-    columns = ", ".join(f"`{k}`" for k in values)
+    columns = ", ".join(quote_identifier(k) for k in values)
     marks = ", ".join(["%s"] * len(values))
     with conn.cursor() as cursor:
         cursor.execute(
@@ -393,7 +434,8 @@ def insert_batch_row(conn: Any, **values: Any) -> None:
         )
 
 
-def trim_batches(conn: Any, database: str, name: str, keep: int = BATCH_ROWS_TO_KEEP) -> None:
+def trim_batches(conn: Any, database: str, name: str, *, keep: int) -> None:
+    """Delete the PIPELINES_BATCHES rows of all but the newest ``keep`` batch ids."""
     with conn.cursor() as cursor:
         cursor.execute(
             f"SELECT MAX(`BATCH_ID`) FROM {_Q}.`PIPELINES_BATCHES` "

@@ -10,7 +10,10 @@ process) and the engine. Every :data:`~matchstream.engine.settings.DEFAULT_POLL_
 3. starts runners for Running pipelines without one, and restarts crashed runners.
 
 Killing the engine at any moment loses nothing: the database rolls back the open transaction and
-the next engine resumes from the committed cursors.
+the next engine resumes from the committed cursors. For the same reason a lost database
+connection (MariaDB restarted, the session killed) is not fatal: the engine logs it, waits
+:data:`RECONNECT_BACKOFF_S`, reconnects and goes on; a runner that loses its connections ends and
+is restarted after :data:`RESTART_BACKOFF_S`, resuming from the committed cursors.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from matchstream.config import Config
 from matchstream.engine import catalog
 from matchstream.engine.catalog import PipelineRow, State
 from matchstream.engine.errors import EngineError
 from matchstream.engine.runner import PipelineRunner
-from matchstream.engine.settings import EngineSettings, open_connection
+from matchstream.engine.settings import DATABASE_ERRORS, EngineSettings, open_connection
 
 __all__ = ["Engine"]
 
@@ -34,6 +38,10 @@ log = logging.getLogger(__name__)
 # A runner that crashed (a bug or a lost database connection) is restarted after this long, so a
 # persistent failure does not spin.
 RESTART_BACKOFF_S = 2.0
+# After the catalog connection fails (MariaDB restarting, the session killed) the engine waits
+# this long before reconnecting: long enough not to flood a restarting server or the log with
+# attempts, short enough that pipelines resume within seconds of the server coming back.
+RECONNECT_BACKOFF_S = 1.0
 
 
 @dataclass
@@ -41,7 +49,6 @@ class _Worker:
     row: PipelineRow
     thread: threading.Thread
     stop: threading.Event
-    crashed_at: float | None = None
 
 
 class Engine:
@@ -52,16 +59,32 @@ class Engine:
         self._crashes: dict[int, float] = {}
 
     def run(self, stop: threading.Event) -> None:
-        """Steps 1-3 of the module docstring until ``stop`` is set."""
-        conn = open_connection(self.config)
+        """Steps 1-3 of the module docstring until ``stop`` is set.
+
+        The first connection must succeed (a wrong port or password is reported at once);
+        after that a database error only costs a reconnect.
+        """
+        conn: Any = open_connection(self.config)
         try:
             catalog.ensure_catalog(conn)
             log.info("engine started; catalog in schema %s", catalog.CATALOG_SCHEMA)
             while not stop.is_set():
-                conn.begin()
-                running = {r.pipeline_id: r for r in catalog.list_pipelines(
-                    conn, states=[State.RUNNING])}
-                conn.commit()
+                try:
+                    if conn is None:
+                        conn = open_connection(self.config)
+                        catalog.ensure_catalog(conn)
+                        log.info("reconnected to the catalog")
+                    conn.begin()
+                    running = {r.pipeline_id: r for r in catalog.list_pipelines(
+                        conn, states=[State.RUNNING])}
+                    conn.commit()
+                except DATABASE_ERRORS as exc:
+                    log.warning("catalog connection failed (%s); reconnecting in %.1f s",
+                                exc, RECONNECT_BACKOFF_S)
+                    _close(conn)
+                    conn = None
+                    stop.wait(RECONNECT_BACKOFF_S)
+                    continue
                 self._reconcile(running)
                 stop.wait(self.settings.poll_s)
         finally:
@@ -69,7 +92,7 @@ class Engine:
                 worker.stop.set()
             for worker in self._workers.values():
                 worker.thread.join(timeout=30)
-            conn.close()
+            _close(conn)
             log.info("engine stopped")
 
     def _reconcile(self, running: dict[int, PipelineRow]) -> None:
@@ -105,22 +128,37 @@ class Engine:
             # like a batch that exhausted its retries with STOP_ON_ERROR ON.
             log.error("pipeline %s.%s cannot run: %s", row.database, row.name, exc)
             self._to_error(row, exc)
+        except DATABASE_ERRORS as exc:
+            # Expected when MariaDB restarts: no traceback; the runner resumes from the
+            # committed cursors once _reconcile restarts it.
+            log.warning("pipeline %s.%s lost its database connection (%s); restarting in %.0f s",
+                        row.database, row.name, exc, RESTART_BACKOFF_S)
+            self._crashes[row.pipeline_id] = time.monotonic()
         except Exception:
             log.exception("pipeline %s.%s crashed; restarting", row.database, row.name)
             self._crashes[row.pipeline_id] = time.monotonic()
 
     def _to_error(self, row: PipelineRow, exc: EngineError) -> None:
+        conn = None
         try:
             conn = open_connection(self.config)
-        except Exception:  # noqa: BLE001
-            log.exception("cannot record the error of %s", row.name)
-            self._crashes[row.pipeline_id] = time.monotonic()
-            return
-        try:
             conn.begin()
             catalog.insert_error(conn, database=row.database, name=row.name, error_type="Error",
                                  code=exc.code, message=str(exc), kind="Internal")
             catalog.set_state(conn, row.pipeline_id, State.ERROR, only_if=[State.RUNNING])
             conn.commit()
+        except DATABASE_ERRORS as db_exc:
+            # Not recorded: the runner is restarted and meets the same error again.
+            log.warning("cannot record the error of %s (%s)", row.name, db_exc)
+            self._crashes[row.pipeline_id] = time.monotonic()
         finally:
-            conn.close()
+            _close(conn)
+
+
+def _close(conn: Any) -> None:
+    if conn is None:
+        return
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - already broken; nothing left to release
+        log.debug("closing a connection failed", exc_info=True)

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from matchstream.engine.errors import CODE_EXTRACT, EngineError
+from matchstream.ddl.ast import CreatePipeline
+from matchstream.engine.errors import CODE_EXTRACT, EngineError, UnsupportedOption
 
 __all__ = [
+    "CONFIG_KEYS",
+    "CREDENTIAL_KEYS",
     "Extractor",
     "KafkaReadError",
     "KafkaStalled",
@@ -37,6 +40,8 @@ __all__ = [
     "OffsetOutOfRange",
     "PartitionData",
     "Watermarks",
+    "client_options",
+    "pipeline_extractor",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,8 +75,57 @@ BEYOND_END_CONFIRM_S = 1.0
 # Probing the real end of a partition takes one fetch; give up after this long.
 PROBE_TIMEOUT_S = 5.0
 
+# librdkafka properties a pipeline's CONFIG may set (SingleStore passes CONFIG to its Kafka
+# client). Only connection security and identity: the engine owns everything that decides what
+# is read and committed (group.id, offsets, auto commit, fetch sizes), so those are refused
+# rather than silently overridden.
+CONFIG_KEYS = frozenset({
+    "client.id",
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.endpoint.identification.algorithm",
+    "ssl.cipher.suites",
+})
+# Secrets CREDENTIALS may set. Their values never appear in a log, an error message or SHOW
+# CREATE PIPELINE (SingleStore hides credentials from non-SUPER users; the local engine always).
+CREDENTIAL_KEYS = frozenset({
+    "sasl.username",
+    "sasl.password",
+    "ssl.key.password",
+    "ssl.key.pem",
+})
+
 # Topic-level metadata errors that mean "no partitions to read yet", not a failure.
 _NO_TOPIC_YET = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.LEADER_NOT_AVAILABLE)
+
+
+def client_options(
+    pipeline: str, config: Mapping[str, object], credentials: Mapping[str, object]
+) -> dict[str, str | int | bool]:
+    """The librdkafka properties of a pipeline's CONFIG and CREDENTIALS JSON objects.
+
+    Raises :class:`UnsupportedOption` naming the first key outside :data:`CONFIG_KEYS` /
+    :data:`CREDENTIAL_KEYS` (checked at CREATE and ALTER, so nothing is silently ignored), and
+    :class:`EngineError` for a value that is not a string, number or boolean.
+    """
+    options: dict[str, str | int | bool] = {}
+    for clause, given, allowed in (("CONFIG", config, CONFIG_KEYS),
+                                   ("CREDENTIALS", credentials, CREDENTIAL_KEYS)):
+        for key, value in given.items():
+            if key not in allowed:
+                hint = "allowed keys: " + ", ".join(sorted(allowed))
+                if key in CREDENTIAL_KEYS:
+                    hint = "put secrets in CREDENTIALS"
+                raise UnsupportedOption(pipeline, f"{clause} key {key!r}", hint)
+            if not isinstance(value, str | int | bool):
+                raise EngineError(f"pipeline '{pipeline}': {clause} key {key!r} needs a string, "
+                                  f"number or boolean, not {type(value).__name__}")
+            options[key] = value
+    return options
 
 
 class KafkaReadError(EngineError):
@@ -133,10 +187,18 @@ class _LibrdkafkaLog:
 class Extractor:
     """One librdkafka consumer for one pipeline's topic; not thread-safe (one per runner)."""
 
-    def __init__(self, bootstrap_servers: Sequence[str], topic: str, *, client_id: str) -> None:
+    def __init__(
+        self, bootstrap_servers: Sequence[str], topic: str, *, client_id: str,
+        options: Mapping[str, str | int | bool] | None = None,
+    ) -> None:
+        """``options``: the pipeline's CONFIG/CREDENTIALS properties (:func:`client_options`),
+        applied over the engine's own settings."""
         self.topic = topic
         self._servers = ",".join(bootstrap_servers)
         self._last_error: KafkaError | None = None
+        extra = dict(options or {})
+        # Values of secrets, blanked out of any librdkafka text this class puts in a message.
+        self._secrets = [str(v) for k, v in extra.items() if k in CREDENTIAL_KEYS and str(v)]
         try:
             self._consumer = Consumer({
                 "bootstrap.servers": self._servers,
@@ -157,11 +219,17 @@ class Extractor:
                 "log.connection.close": False,  # Tansu closes idle connections: not news
                 "logger": _LibrdkafkaLog(),
                 "error_cb": self._on_error,
+                **extra,
             })
         except KafkaException as exc:
             raise KafkaUnreachable(
                 f"cannot create a Kafka consumer for {self._servers} topic {topic!r}: "
-                f"{_text(exc)}") from exc
+                f"{self._redact(_text(exc))}") from None
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "<hidden>")
+        return text
 
     def _on_error(self, error: KafkaError) -> None:
         self._last_error = error
@@ -336,6 +404,13 @@ class Extractor:
         raise OffsetOutOfRange(
             f"{self.topic}[{partition}]@{position} is beyond the end of the partition "
             f"(earliest offset {low}, ListOffsets end {listed}): {error.str()}")
+
+
+def pipeline_extractor(stmt: CreatePipeline, *, client_id: str) -> Extractor:
+    """The extractor for a pipeline's topic, with its CONFIG and CREDENTIALS applied."""
+    return Extractor(stmt.source.bootstrap_servers(), stmt.source.topic, client_id=client_id,
+                     options=client_options(stmt.name, stmt.config_dict(),
+                                            stmt.credentials_dict()))
 
 
 def _text(exc: KafkaException) -> str:

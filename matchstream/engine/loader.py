@@ -39,9 +39,10 @@ from matchstream.ddl.ast import (
     ErrorHandling,
     VarRef,
 )
+from matchstream.ddl.render import quote_identifier
 from matchstream.engine.errors import UnsupportedOption
 
-__all__ = ["LoadResult", "LoadSpec", "RowIssue", "RowRejected", "load_file", "quote_ident"]
+__all__ = ["LoadResult", "LoadSpec", "RowIssue", "RowRejected", "lines_of", "load_file"]
 
 PARSER_CODES = frozenset({1261, 1262})  # too few fields / too many fields
 DUPLICATE_CODES = frozenset({1062, 1022, 1586})
@@ -51,11 +52,6 @@ DISCARD_VAR = "@`__matchstream_discard`"
 # how later lines parse (an unbalanced ENCLOSED BY); this bounds the passes.
 MAX_LOAD_PASSES = 5
 _ROW_RE = re.compile(r"\b[Rr]ow (\d+)\b")
-
-
-def quote_ident(name: str) -> str:
-    """Backquote an identifier for MariaDB (a backquote inside is doubled)."""
-    return "`" + name.replace("`", "``") + "`"
 
 
 @dataclass(frozen=True)
@@ -85,7 +81,6 @@ class RowRejected(Exception):  # noqa: N818 - internal signal, turned into a Loa
 class LoadResult:
     rows_affected: int
     warnings: list[RowIssue] = field(default_factory=list)  # accepted, become Warning rows
-    skipped_lines: list[int] = field(default_factory=list)  # original line numbers discarded
 
 
 @dataclass(frozen=True)
@@ -126,16 +121,16 @@ class LoadSpec:
             entries = []
             for item in stmt.columns:
                 if isinstance(item, ColumnRef):
-                    entries.append(quote_ident(item.name))
+                    entries.append(quote_identifier(item.name))
                 elif isinstance(item, VarRef):
-                    entries.append("@" + quote_ident(item.name))
+                    entries.append("@" + quote_identifier(item.name))
                 elif isinstance(item, DiscardField):
                     entries.append(DISCARD_VAR)
             columns = tuple(entries)
         set_clause = None
         if stmt.set_assignments:
             set_clause = ", ".join(
-                f"{quote_ident(a.column)} = {a.expression}" for a in stmt.set_assignments
+                f"{quote_identifier(a.column)} = {a.expression}" for a in stmt.set_assignments
             )
         assert fields_.terminated_by is not None and fields_.enclosed_by is not None
         assert fields_.escaped_by is not None
@@ -158,7 +153,7 @@ class LoadSpec:
         )
 
     def target(self, table: str | None = None) -> str:
-        return f"{quote_ident(self.database)}.{quote_ident(table or self.table)}"
+        return f"{quote_identifier(self.database)}.{quote_identifier(table or self.table)}"
 
     def statement(self, table: str | None = None) -> tuple[str, list[Any]]:
         """The ``LOAD DATA`` text with ``%s`` placeholders and its parameters (file name first).
@@ -173,7 +168,7 @@ class LoadSpec:
             sql += "IGNORE "
         sql += "INTO TABLE " + self.target(table)
         if self.charset:
-            sql += " CHARACTER SET " + quote_ident(self.charset)
+            sql += " CHARACTER SET " + quote_identifier(self.charset)
         sql += " FIELDS TERMINATED BY %s "
         params.append(self.fields_terminated_by)
         sql += ("OPTIONALLY " if self.optionally_enclosed else "") + "ENCLOSED BY %s ESCAPED BY %s"
@@ -277,7 +272,7 @@ def load_file(conn: Any, path: Path, spec: LoadSpec, *, table: str | None = None
                 raise RowRejected(min(rejected, key=_report_order))
             if not drop:
                 accepted.extend(keep)
-                return LoadResult(rows, accepted, sorted(dropped))
+                return LoadResult(rows, accepted)
             cursor.execute("ROLLBACK TO SAVEPOINT matchstream_load")
             accepted.extend(i for i in keep if i.line_number in drop)
             dropped |= drop

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from matchstream.config import Config
-from matchstream.ddl import parse_statement
 from matchstream.ddl.ast import CreatePipeline
 from matchstream.engine import catalog
 from matchstream.engine.batch import (
@@ -44,9 +43,15 @@ from matchstream.engine.errors import (
     EngineError,
     ExtractError,
 )
-from matchstream.engine.extractor import Extractor, PartitionData, Watermarks
+from matchstream.engine.extractor import (
+    Extractor,
+    PartitionData,
+    Watermarks,
+    client_options,
+    pipeline_extractor,
+)
 from matchstream.engine.loader import LoadSpec
-from matchstream.engine.settings import EngineSettings, open_connection
+from matchstream.engine.settings import DATABASE_ERRORS, EngineSettings, open_connection
 from matchstream.engine.transform_runner import resolve_transform
 
 __all__ = ["PipelineRunner", "RunSummary", "build_plan"]
@@ -59,8 +64,6 @@ class RunSummary:
     batches: int = 0
     rows: int = 0
     error: EngineError | None = None  # the error that ended the run (state Error / FOREGROUND)
-    skipped: int = 0
-    partitions_committed: int = 0
 
 
 @dataclass
@@ -72,16 +75,28 @@ class _Retry:
 @dataclass
 class _Round:
     idle: bool = False
+    # Nothing ran because of a failure (topic metadata, or every read of the round): not a
+    # batch, so it does not use up START ... LIMIT n BATCHES, and the retry delay applies.
+    failed: bool = False
+    # Some reads failed while other batch partitions ran: a batch, followed by the retry delay.
+    extract_failures: int = 0
     fatal: EngineError | None = None
     rows: int = 0
     results: list[PartitionResult] = field(default_factory=list)
+
+    @property
+    def retry_soon(self) -> bool:
+        return (self.failed or self.extract_failures > 0
+                or any(r.outcome is Outcome.FAILED for r in self.results))
 
 
 def build_plan(
     row: PipelineRow, settings: EngineSettings, *, run_state: str
 ) -> PipelinePlan:
-    stmt = parse_statement(row.definition)
-    assert isinstance(stmt, CreatePipeline), "the registry stores CREATE PIPELINE statements"
+    stmt = row.statement()
+    # CONFIG/CREDENTIALS were checked at CREATE/ALTER; checked again so a definition stored by
+    # an older engine fails at START, not in the engine process.
+    client_options(stmt.name, stmt.config_dict(), stmt.credentials_dict())
     transform = None
     if stmt.transform is not None:
         transform = resolve_transform(
@@ -113,6 +128,7 @@ class PipelineRunner:
         self._retries: dict[tuple[int, int], _Retry] = {}
         self._rotation = 0
         self._known_marks: dict[int, Watermarks] = {}
+        self._batches_since_trim = 0
 
     @property
     def stmt(self) -> CreatePipeline:
@@ -126,8 +142,8 @@ class PipelineRunner:
         parallel = self.stmt.max_partitions_per_batch or self.settings.max_parallel_partitions
         control = open_connection(self.config)
         pool: queue.Queue[Any] = queue.Queue()
-        extractor = Extractor(self.stmt.source.bootstrap_servers(), self.plan.topic,
-                              client_id=f"matchstream-{self.plan.database}.{self.plan.name}")
+        extractor = pipeline_extractor(
+            self.stmt, client_id=f"matchstream-{self.plan.database}.{self.plan.name}")
         try:
             with ThreadPoolExecutor(max_workers=parallel,
                                     thread_name_prefix=f"bp-{self.plan.name}") as executor:
@@ -141,14 +157,13 @@ class PipelineRunner:
                             break
                         stop.wait(self.stmt.effective_batch_interval / 1000.0)
                         continue
-                    summary.batches += 1
-                    summary.rows += round_.rows
-                    summary.partitions_committed += sum(
-                        r.outcome is Outcome.COMMITTED for r in round_.results
-                    )
-                    if limit_batches is not None and summary.batches >= limit_batches:
-                        break
-                    if any(r.outcome is Outcome.FAILED for r in round_.results):
+                    if not round_.failed:
+                        summary.batches += 1
+                        summary.rows += round_.rows
+                        self._trim_batches(control)
+                        if limit_batches is not None and summary.batches >= limit_batches:
+                            break
+                    if round_.retry_soon:
                         stop.wait(self.settings.retry_delay_s)
         finally:
             extractor.close()
@@ -167,6 +182,8 @@ class PipelineRunner:
             ready = self._ready_partitions(control, extractor)
         except CursorBeyondEndError as exc:
             return _Round(fatal=self._fail_pipeline(control, exc, batch_id=None))
+        except DATABASE_ERRORS:
+            raise  # the catalog, not the broker, failed: the engine restarts this runner
         except Exception as exc:  # noqa: BLE001 - a broker hiccup: an extract error, retried
             error = ExtractError(f"cannot read topic metadata: {exc}", pipeline=plan.name,
                                  topic=plan.topic, partition=-1, start=-1, end=-1)
@@ -197,8 +214,12 @@ class PipelineRunner:
                 failed = self._count_failure(control, key, retry or _Retry(end), error, batch_id)
                 if failed.fatal:
                     return failed
+                round_.extract_failures += 1
                 continue
             datas.append((data, time.monotonic() - started))
+        if not datas:
+            round_.failed = True  # every read failed: no batch ran
+            return round_
         futures = []
         for data, seconds in datas:
             attempt = self._retries.get((data.partition, data.start), _Retry(data.end)).attempts + 1
@@ -290,6 +311,22 @@ class PipelineRunner:
                 ready.append((partition, cursor, mark.high))
         return ready
 
+    def _trim_batches(self, control: Any) -> None:
+        """Keep PIPELINES_BATCHES bounded: every ``trim_every_batches`` batches, delete the rows
+        of all but the newest ``batches_to_keep`` batches of this pipeline.
+
+        On the control connection in a transaction of its own, not in the batch commit: the
+        parallel batch partitions' commits then never wait on the DELETE's locks.
+        """
+        self._batches_since_trim += 1
+        if self._batches_since_trim < self.settings.trim_every_batches:
+            return
+        self._batches_since_trim = 0
+        control.begin()
+        catalog.trim_batches(control, self.plan.database, self.plan.name,
+                             keep=self.settings.batches_to_keep)
+        control.commit()
+
     # -- failures --------------------------------------------------------------------------
     def _count_failure(
         self, control: Any, key: tuple[int, int], retry: _Retry, error: BatchPartitionError,
@@ -309,7 +346,7 @@ class PipelineRunner:
             fatal = self._exhausted(control, error, batch_id)
             if fatal is not None:
                 return _Round(fatal=fatal)
-        return _Round(idle=False)
+        return _Round(failed=True)
 
     def _exhausted(
         self, control: Any, error: BatchPartitionError, batch_id: int | None
@@ -326,11 +363,7 @@ class PipelineRunner:
                 and current.cursor == error.start):
             catalog.put_cursor(control, plan.database, plan.name, error.partition,
                                cursor=error.end)
-            with control.cursor() as cur:
-                cur.execute(
-                    f"UPDATE `{catalog.CATALOG_SCHEMA}`.`pipeline_registry` SET "
-                    "`SKIPPED_BATCH_PARTITIONS` = `SKIPPED_BATCH_PARTITIONS` + 1 "
-                    "WHERE `PIPELINE_ID` = %s", [plan.pipeline_id])
+            catalog.count_skipped(control, plan.pipeline_id)
             log.warning("%s: skipped %s after %d attempts (STOP_ON_ERROR OFF)", plan.name,
                         error.location, self.stmt.effective_max_retries_per_batch_partition)
         control.commit()

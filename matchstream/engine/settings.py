@@ -10,14 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pymysql
+
 from matchstream.config import Config
-from matchstream.db import connect
+from matchstream.db import DatabaseUnreachable, connect
 
-__all__ = ["EngineSettings", "open_connection"]
+__all__ = ["DATABASE_ERRORS", "EngineSettings", "open_connection"]
 
-# SingleStore documents no transform time limit; Config.transform_timeout_s (5 minutes) lets a
-# training transform finish a large batch while a hung one still surfaces in bounded time.
-DEFAULT_TRANSFORM_TIMEOUT_S = 300.0
+# What a lost, refused or broken database session raises (MariaDB restarted, the session
+# killed). The engine treats these as "reconnect and go on", never as a pipeline's error.
+DATABASE_ERRORS = (pymysql.MySQLError, DatabaseUnreachable)
+
 # How often the engine re-reads the catalog: START/STOP/ALTER from other processes take effect
 # within this (the issue asks for one second).
 DEFAULT_POLL_S = 0.25
@@ -25,16 +28,27 @@ DEFAULT_POLL_S = 0.25
 DEFAULT_RETRY_DELAY_S = 0.2
 # Batch partitions run in parallel when MAX_PARTITIONS_PER_BATCH is not given.
 DEFAULT_MAX_PARALLEL_PARTITIONS = 8
+# PIPELINES_BATCHES keeps the rows of this many newest batches per pipeline (SingleStore's
+# pipelines_batches_metadata_to_keep plays the same role); without a cap a pipeline polling a
+# busy topic grows the table without bound.
+DEFAULT_BATCHES_TO_KEEP = 1000
+# The runner trims PIPELINES_BATCHES after this many batches, so the table holds at most
+# BATCHES_TO_KEEP + TRIM_EVERY_BATCHES batches per pipeline while a DELETE runs only now and then.
+DEFAULT_TRIM_EVERY_BATCHES = 50
 
 
 @dataclass(frozen=True)
 class EngineSettings:
+    """Build it with :meth:`from_config`: the transform timeout has one default, in Config."""
+
     work_dir: Path
     unpack_dir: Path
-    transform_timeout_s: float = DEFAULT_TRANSFORM_TIMEOUT_S
+    transform_timeout_s: float
     poll_s: float = DEFAULT_POLL_S
     retry_delay_s: float = DEFAULT_RETRY_DELAY_S
     max_parallel_partitions: int = DEFAULT_MAX_PARALLEL_PARTITIONS
+    batches_to_keep: int = DEFAULT_BATCHES_TO_KEEP
+    trim_every_batches: int = DEFAULT_TRIM_EVERY_BATCHES
 
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> EngineSettings:

@@ -16,6 +16,7 @@ from typing import Any
 
 from matchstream.config import Config
 from matchstream.ddl import ast, render, show_create
+from matchstream.ddl.render import quote_identifier
 from matchstream.engine import catalog
 from matchstream.engine.batch import stage_input
 from matchstream.engine.catalog import PipelineRow, State
@@ -25,14 +26,17 @@ from matchstream.engine.errors import (
     PipelineStateError,
     UnknownPipeline,
 )
-from matchstream.engine.extractor import Extractor
-from matchstream.engine.loader import LoadSpec, RowRejected, load_file, quote_ident
+from matchstream.engine.extractor import Extractor, client_options, pipeline_extractor
+from matchstream.engine.loader import LoadSpec, RowRejected, load_file
 from matchstream.engine.runner import PipelineRunner, build_plan
 from matchstream.engine.settings import EngineSettings, open_connection
 from matchstream.engine.transform_runner import resolve_transform
 from matchstream.framing import encode_frames
 
-__all__ = ["Message", "ResultSet", "execute"]
+__all__ = ["HIDDEN", "Message", "ResultSet", "execute"]
+
+# What SHOW CREATE PIPELINE prints instead of a CREDENTIALS value.
+HIDDEN = "<hidden>"
 
 
 @dataclass(frozen=True)
@@ -64,14 +68,6 @@ def _require(conn: Any, database: str, name: str, *, for_update: bool = True) ->
     if row is None:
         raise UnknownPipeline(database, name)
     return row
-
-
-def _definition(row: PipelineRow) -> ast.CreatePipeline:
-    from matchstream.ddl import parse_statement
-
-    stmt = parse_statement(row.definition)
-    assert isinstance(stmt, ast.CreatePipeline)
-    return stmt
 
 
 def execute(statement: ast.Statement, *, conn: Any, config: Config, sql_dir: Path) -> Result:
@@ -113,6 +109,8 @@ def _table_exists(ctx: _Context, table: str) -> bool:
 def _validate(ctx: _Context, stmt: ast.CreatePipeline) -> str | None:
     """What CREATE checks before storing anything; returns the resolved transform path."""
     LoadSpec.from_pipeline(stmt, ctx.database)  # rejects clauses MariaDB cannot honour
+    # CONFIG/CREDENTIALS keys the local Kafka client cannot take are refused, never ignored.
+    client_options(stmt.name, stmt.config_dict(), stmt.credentials_dict())
     if not _table_exists(ctx, stmt.table):
         raise EngineError(f"Table '{ctx.database}.{stmt.table}' doesn't exist")
     if stmt.transform is None:
@@ -145,16 +143,33 @@ def _create(ctx: _Context, stmt: ast.CreatePipeline) -> Result:
     return Message("Query OK")
 
 
+_RUNNING_STATES = (State.RUNNING, State.FOREGROUND, State.TESTING)
+
+
+def _start_row(ctx: _Context, row: PipelineRow) -> None:
+    """Background START of a locked, stopped row: the definition must still run (transform
+    present, clauses supported) - fail now, not later in the engine process."""
+    build_plan(row, ctx.settings, run_state=State.RUNNING)
+    catalog.set_state(ctx.conn, row.pipeline_id, State.RUNNING)
+
+
+def _stop_row(ctx: _Context, row: PipelineRow) -> bool:
+    """STOP a locked row; False if it was not running (background or foreground)."""
+    if row.state not in (State.RUNNING, State.FOREGROUND):
+        return False
+    catalog.set_state(ctx.conn, row.pipeline_id, State.STOPPED)
+    return True
+
+
 def _start(ctx: _Context, stmt: ast.StartPipeline) -> Result:
     row = _require(ctx.conn, ctx.database, stmt.name)
-    if row.state in (State.RUNNING, State.FOREGROUND, State.TESTING):
+    if row.state in _RUNNING_STATES:
         if stmt.if_not_running:
             return Message(f"Pipeline '{stmt.name}' is already running")
         raise PipelineStateError(stmt.name, row.state, "START needs a stopped pipeline "
                                  "(use START PIPELINE IF NOT RUNNING)")
     if not stmt.foreground:
-        build_plan(row, ctx.settings, run_state=State.RUNNING)  # fail now, not in the engine
-        catalog.set_state(ctx.conn, row.pipeline_id, State.RUNNING)
+        _start_row(ctx, row)
         return Message("Query OK")
     catalog.set_state(ctx.conn, row.pipeline_id, State.FOREGROUND)
     ctx.conn.commit()
@@ -172,30 +187,29 @@ def _start(ctx: _Context, stmt: ast.StartPipeline) -> Result:
 
 
 def _start_all(ctx: _Context, stmt: ast.StartAllPipelines) -> Result:
+    """START PIPELINE IF NOT RUNNING for every pipeline of the database, in one transaction:
+    one pipeline that cannot run fails the statement and none is started."""
     started = 0
-    for row in catalog.list_pipelines(ctx.conn, ctx.database):
-        if row.state in (State.STOPPED, State.ERROR):
-            catalog.set_state(ctx.conn, row.pipeline_id, State.RUNNING)
+    for row in catalog.list_pipelines(ctx.conn, ctx.database, for_update=True):
+        if row.state not in _RUNNING_STATES:
+            _start_row(ctx, row)
             started += 1
     return Message(f"Query OK, {started} pipelines started")
 
 
 def _stop(ctx: _Context, stmt: ast.StopPipeline) -> Result:
     row = _require(ctx.conn, ctx.database, stmt.name)
-    if row.state not in (State.RUNNING, State.FOREGROUND):
+    if not _stop_row(ctx, row):
         if stmt.if_running:
             return Message(f"Pipeline '{stmt.name}' is not running")
         raise PipelineStateError(stmt.name, row.state, "STOP needs a running pipeline "
                                  "(use STOP PIPELINE IF RUNNING)")
-    catalog.set_state(ctx.conn, row.pipeline_id, State.STOPPED)
     return Message("Query OK")
 
 
 def _stop_all(ctx: _Context, stmt: ast.StopAllPipelines) -> Result:
-    stopped = 0
-    for row in catalog.list_pipelines(ctx.conn, ctx.database, states=[State.RUNNING]):
-        catalog.set_state(ctx.conn, row.pipeline_id, State.STOPPED)
-        stopped += 1
+    stopped = sum(_stop_row(ctx, row)
+                  for row in catalog.list_pipelines(ctx.conn, ctx.database, for_update=True))
     return Message(f"Query OK, {stopped} pipelines stopped")
 
 
@@ -210,8 +224,7 @@ def _drop(ctx: _Context, stmt: ast.DropPipeline) -> Result:
 
 
 def _extractor(stmt: ast.CreatePipeline, database: str) -> Extractor:
-    return Extractor(stmt.source.bootstrap_servers(), stmt.source.topic,
-                     client_id=f"matchstream-stmt-{database}.{stmt.name}")
+    return pipeline_extractor(stmt, client_id=f"matchstream-stmt-{database}.{stmt.name}")
 
 
 def _set_offsets(ctx: _Context, row: PipelineRow, stmt: ast.CreatePipeline,
@@ -236,7 +249,7 @@ def _set_offsets(ctx: _Context, row: PipelineRow, stmt: ast.CreatePipeline,
 
 def _alter(ctx: _Context, stmt: ast.AlterPipeline) -> Result:
     row = _require(ctx.conn, ctx.database, stmt.name)
-    definition = _definition(row)
+    definition = row.statement()
     changed = False
     for action in stmt.actions:
         if isinstance(action, ast.SetOffsets):
@@ -262,6 +275,7 @@ def _alter(ctx: _Context, stmt: ast.AlterPipeline) -> Result:
             raise EngineError(f"ALTER action {type(action).__name__} is not supported")
         changed = True
     if changed:
+        client_options(definition.name, definition.config_dict(), definition.credentials_dict())
         sql_dir = ctx.sql_dir if any(isinstance(a, ast.SetTransform) for a in stmt.actions) \
             else Path(row.sql_dir)
         transform_path = None
@@ -286,17 +300,26 @@ def _show_pipelines(ctx: _Context, stmt: ast.ShowPipelines) -> Result:
 
 def _show_create(ctx: _Context, stmt: ast.ShowCreatePipeline) -> Result:
     row = _require(ctx.conn, ctx.database, stmt.name, for_update=False)
-    text = show_create(_definition(row))
+    text = show_create(_hide_credentials(row.statement()))
     if stmt.extended:
         cursors = catalog.get_cursors(ctx.conn, ctx.database, row.name)
         offsets = {str(p): c.cursor for p, c in sorted(cursors.items())}
-        text += (f"\nALTER PIPELINE {quote_ident(row.name)} SET OFFSETS "
+        text += (f"\nALTER PIPELINE {quote_identifier(row.name)} SET OFFSETS "
                  f"'{json.dumps(offsets)}'")
     return ResultSet(("Pipeline", "Create Pipeline"), [(row.name, text)])
 
 
+def _hide_credentials(stmt: ast.CreatePipeline) -> ast.CreatePipeline:
+    """CREDENTIALS with every value replaced by ``<hidden>``: the keys show which secrets are
+    set, the values never leave the catalog (SingleStore hides them from non-SUPER users)."""
+    secrets = stmt.credentials_dict()
+    if not secrets:
+        return stmt
+    return replace(stmt, credentials=json.dumps(dict.fromkeys(secrets, HIDDEN)))
+
+
 def _not_running(row: PipelineRow, what: str) -> None:
-    if row.state in (State.RUNNING, State.FOREGROUND, State.TESTING):
+    if row.state in _RUNNING_STATES:
         raise PipelineStateError(row.name, row.state, f"{what} needs a stopped pipeline")
 
 
@@ -319,9 +342,9 @@ def _test(ctx: _Context, stmt: ast.TestPipeline) -> Result:
         partitions = extractor.partitions()
         marks = extractor.watermarks(partitions)
         with conn.cursor() as cursor:
-            cursor.execute(f"CREATE TEMPORARY TABLE {quote_ident(temp)} "
+            cursor.execute(f"CREATE TEMPORARY TABLE {quote_identifier(temp)} "
                            f"LIKE {plan.spec.target()}")
-            cursor.execute(f"SELECT * FROM {quote_ident(temp)} LIMIT 0")
+            cursor.execute(f"SELECT * FROM {quote_identifier(temp)} LIMIT 0")
             all_columns = tuple(d[0] for d in cursor.description or ())
         wanted = _test_columns(definition, all_columns)
         for partition in partitions:
@@ -343,10 +366,10 @@ def _test(ctx: _Context, stmt: ast.TestPipeline) -> Result:
                         partition=partition, start=data.start, end=data.end,
                         line_number=exc.issue.line_number) from None
                 with conn.cursor() as cursor:
-                    cursor.execute("SELECT " + ", ".join(quote_ident(c) for c in wanted)
-                                   + f" FROM {quote_ident(temp)}")
+                    cursor.execute("SELECT " + ", ".join(quote_identifier(c) for c in wanted)
+                                   + f" FROM {quote_identifier(temp)}")
                     rows.extend(tuple(r) for r in cursor.fetchall())
-                    cursor.execute(f"DELETE FROM {quote_ident(temp)}")
+                    cursor.execute(f"DELETE FROM {quote_identifier(temp)}")
                 conn.rollback()
             finally:
                 staged.path.unlink(missing_ok=True)
@@ -372,7 +395,7 @@ def _extract(ctx: _Context, stmt: ast.ExtractPipeline) -> Result:
     _not_running(row, "EXTRACT PIPELINE")
     if row.state == State.ERROR:
         raise PipelineStateError(row.name, row.state, "EXTRACT PIPELINE is not allowed in Error")
-    definition = _definition(row)
+    definition = row.statement()
     cursors = catalog.get_cursors(ctx.conn, ctx.database, row.name)
     extractor = _extractor(definition, ctx.database)
     payloads: list[bytes] = []
@@ -402,16 +425,10 @@ def _extract(ctx: _Context, stmt: ast.ExtractPipeline) -> Result:
 
 
 def _clear_errors(ctx: _Context, stmt: ast.ClearPipelineErrors) -> Result:
-    sql = (f"DELETE FROM `{catalog.CATALOG_SCHEMA}`.`PIPELINES_ERRORS` "
-           "WHERE `DATABASE_NAME` = %s")
-    params: list[Any] = [ctx.database]
     if stmt.name is not None:
         _require(ctx.conn, ctx.database, stmt.name, for_update=False)
-        sql += " AND `PIPELINE_NAME` = %s"
-        params.append(stmt.name)
-    with ctx.conn.cursor() as cursor:
-        count = cursor.execute(sql, params)
-    return Message(f"Query OK, {count} rows affected", int(count))
+    count = catalog.clear_errors(ctx.conn, ctx.database, stmt.name)
+    return Message(f"Query OK, {count} rows affected", count)
 
 
 _HANDLERS: dict[type, Any] = {

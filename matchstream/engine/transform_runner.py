@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import unquote, urlparse
 
 from matchstream.ddl.ast import TransformSpec
@@ -43,6 +43,27 @@ STDERR_TAIL_BYTES = 64 * 1024
 # Writes to stdin go in chunks of this size so the timeout and STOP are checked between them.
 STDIN_CHUNK_BYTES = 1024 * 1024
 _PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> Any:
+    """libc's ``prctl``, resolved once at import, or None where there is none (not Linux).
+
+    It must be resolved here, in the parent: the child of a fork of this multi-threaded process
+    may only call async-signal-safe functions, and dlopen/dlsym (what ``ctypes.CDLL`` and its
+    attribute lookup do) take loader locks another thread may have held at the fork.
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                      ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+_PRCTL = _load_prctl()
+_SIGKILL = int(signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -64,7 +85,6 @@ class TransformOutcome:
     timed_out: bool
     cancelled: bool
     stderr_tail: str
-    stdin_complete: bool  # False: the transform exited before reading all of its input
     seconds: float
 
     @property
@@ -154,12 +174,13 @@ def resolve_transform(spec: TransformSpec, *, sql_dir: Path, unpack_dir: Path) -
 
 def _die_with_parent() -> None:
     """In the child: get SIGKILL when the engine thread that started us dies (kill -9 included),
-    so a killed engine never leaves transforms running against a closed pipe."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
+    so a killed engine never leaves transforms running against a closed pipe.
+
+    Only the prctl system call, through the function pointer resolved at import: no dlopen, no
+    import, no lock another thread could have held at the fork.
+    """
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
 
 
 def _feed(stdin: IO[bytes], payloads: Sequence[bytes], state: dict[str, bool]) -> None:
@@ -171,8 +192,6 @@ def _feed(stdin: IO[bytes], payloads: Sequence[bytes], state: dict[str, bool]) -
             view = memoryview(payload)
             for i in range(0, len(view), STDIN_CHUNK_BYTES):
                 stdin.write(view[i : i + STDIN_CHUNK_BYTES])
-        else:
-            state["complete"] = True
     except (BrokenPipeError, OSError, ValueError):
         pass
     finally:
@@ -214,17 +233,19 @@ def run_transform(
             stderr=subprocess.PIPE,
             cwd=transform.executable.parent,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only async-signal-safe prctl
+            # preexec_fn runs in the forked child of a multi-threaded process; _die_with_parent
+            # calls only prctl through a pointer resolved at import (see _load_prctl).
+            preexec_fn=_die_with_parent,
             close_fds=True,
         )
     except OSError as exc:
         return TransformOutcome(
             returncode=127, timed_out=False, cancelled=False,
             stderr_tail=f"cannot start {transform.executable}: {exc}",
-            stdin_complete=False, seconds=time.monotonic() - started,
+            seconds=time.monotonic() - started,
         )
     assert proc.stdin is not None and proc.stderr is not None
-    state: dict[str, bool] = {"complete": False, "abort": False}
+    state: dict[str, bool] = {"abort": False}
     feeder = threading.Thread(target=_feed, args=(proc.stdin, payloads, state), daemon=True)
     err_buf = bytearray()
     drainer = threading.Thread(target=_drain_tail, args=(proc.stderr, err_buf), daemon=True)
@@ -259,6 +280,5 @@ def run_transform(
         timed_out=timed_out,
         cancelled=was_cancelled,
         stderr_tail=tail,
-        stdin_complete=state["complete"],
         seconds=time.monotonic() - started,
     )

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,36 +115,39 @@ class Env:
 def env_factory(stack_config: Config, tmp_path: Path) -> Iterator[Callable[..., Env]]:
     from matchstream.engine.settings import open_connection
 
-    made: list[Env] = []
-    admin = KafkaAdminClient(bootstrap_servers=stack_config.kafka_bootstrap)
+    with ExitStack() as cleanup:
+        admin = KafkaAdminClient(bootstrap_servers=stack_config.kafka_bootstrap)
+        cleanup.callback(admin.close)
 
-    def make(partitions: int = 1) -> Env:
-        suffix = uuid.uuid4().hex[:10]
-        database, topic = f"eng_{suffix}", f"eng-{suffix}"
-        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-        conn = open_connection(stack_config)
-        with conn.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE `{database}`")
-            cursor.execute(f"USE `{database}`")
-        conn.commit()
-        producer = KafkaProducer(bootstrap_servers=stack_config.kafka_bootstrap,
-                                 max_request_size=32 * 1024 * 1024, linger_ms=5)
-        sql_dir = tmp_path / f"sql-{suffix}"
-        sql_dir.mkdir()
-        env = Env(stack_config, database, topic, conn, sql_dir, producer)
-        made.append(env)
-        return env
+        def make(partitions: int = 1) -> Env:
+            suffix = uuid.uuid4().hex[:10]
+            database, topic = f"eng_{suffix}", f"eng-{suffix}"
+            admin.create_topics([NewTopic(topic, num_partitions=partitions,
+                                          replication_factor=1)])
+            conn = open_connection(stack_config)
+            cleanup.callback(conn.close)
+            with conn.cursor() as cursor:
+                cursor.execute(f"CREATE DATABASE `{database}`")
+                cursor.execute(f"USE `{database}`")
+            conn.commit()
+            producer = KafkaProducer(bootstrap_servers=stack_config.kafka_bootstrap,
+                                     max_request_size=32 * 1024 * 1024, linger_ms=5)
+            cleanup.callback(producer.close)
+            sql_dir = tmp_path / f"sql-{suffix}"
+            sql_dir.mkdir()
+            env = Env(stack_config, database, topic, conn, sql_dir, producer)
+            # Teardown runs these in reverse: the pipelines' rows in every catalog table, then
+            # the database, then the clients. Each step is independent (ExitStack): a failure
+            # cleaning one env still cleans the others, and is raised once all are done.
+            cleanup.callback(env.db, f"DROP DATABASE `{database}`")
+            for table in catalog.CATALOG_TABLES:
+                cleanup.callback(
+                    env.db,
+                    f"DELETE FROM `{catalog.CATALOG_SCHEMA}`.`{table}` WHERE DATABASE_NAME = %s",
+                    [database])
+            return env
 
-    yield make
-    for env in made:
-        try:
-            env.db(f"DELETE FROM `{catalog.CATALOG_SCHEMA}`.pipeline_registry "
-                   "WHERE DATABASE_NAME = %s", [env.database])
-            env.db(f"DROP DATABASE `{env.database}`")
-        finally:
-            env.producer.close()
-            env.conn.close()
-    admin.close()
+        yield make
 
 
 @pytest.fixture

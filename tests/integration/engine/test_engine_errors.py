@@ -106,6 +106,8 @@ def test_skip_parser_errors_loads_the_rest_and_warns(env: Env) -> None:
     warnings = env.errors("p")
     assert [(w["ERROR_TYPE"], w["ERROR_CODE"], w["LOAD_DATA_LINE_NUMBER"]) for w in warnings] == [
         ("Warning", 1261, 2), ("Warning", 1262, 3)]
+    # The lines themselves, read once per batch from the work file (loader.lines_of).
+    assert [w["LOAD_DATA_LINE"] for w in warnings] == ["2", "3\tc\tz"]
     assert env.cursors("p") == {0: 4}
 
 

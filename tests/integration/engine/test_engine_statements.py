@@ -6,7 +6,14 @@ import time
 
 import pytest
 
-from matchstream.engine.errors import PipelineStateError, UnknownPipeline
+from matchstream.engine import catalog
+from matchstream.engine.catalog import State
+from matchstream.engine.errors import (
+    PipelineStateError,
+    TransformNotUsable,
+    UnknownPipeline,
+    UnsupportedOption,
+)
 from matchstream.engine.statements import Message, ResultSet
 from matchstream.framing import encode_frames
 
@@ -119,3 +126,49 @@ def test_stop_during_a_slow_batch_never_leaves_half_of_it(env: Env, engine: Engi
     assert env.count("t") in (0, 20)
     assert env.cursors("p").get(0, 0) in (0, 20)
     assert time.monotonic() - started < 10
+
+
+def test_start_all_checks_every_definition_and_stop_all_stops_foreground_runs(
+    env: Env,
+) -> None:
+    """START ALL runs START's checks (a missing transform fails it and nothing starts);
+    STOP ALL stops Running...Foreground like STOP PIPELINE does."""
+    env.db("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))")
+    transform = env.transform("ident.py", "import sys\nsys.stdout.write('')\n")
+    for name in ("a", "b"):
+        env.sql(f"CREATE PIPELINE {name} AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' "
+                + ("WITH TRANSFORM ('ident.py', '', '') " if name == "b" else "")
+                + "INTO TABLE t")
+    transform.unlink()
+    with pytest.raises(TransformNotUsable):
+        env.sql("START ALL PIPELINES")
+    assert (env.state("a"), env.state("b")) == ("Stopped", "Stopped")
+    env.sql("DROP PIPELINE b")
+    assert env.sql("START ALL PIPELINES") == Message("Query OK, 1 pipelines started")
+    assert env.state("a") == "Running"
+    env.db(f"UPDATE `{catalog.CATALOG_SCHEMA}`.pipeline_registry SET STATE = %s "
+           "WHERE DATABASE_NAME = %s", [State.FOREGROUND, env.database])
+    assert env.sql("STOP ALL PIPELINES") == Message("Query OK, 1 pipelines stopped")
+    assert env.state("a") == "Stopped"
+
+
+def test_config_and_credentials_reach_the_consumer_and_stay_hidden(env: Env) -> None:
+    """Allowed librdkafka keys are used (the pipeline loads through a consumer built with
+    them), unknown ones fail CREATE/ALTER naming the key, and the secret never shows."""
+    _setup(env, n=3, extra=(
+        """CONFIG '{"security.protocol": "PLAINTEXT", "client.id": "cfg-test"}' """
+        """CREDENTIALS '{"sasl.username": "u", "sasl.password": "pw-s3cret"}'"""))
+    assert env.sql("START PIPELINE p FOREGROUND") == Message("Query OK, 3 rows affected", 3)
+    shown = env.sql("SHOW CREATE PIPELINE p EXTENDED")
+    assert isinstance(shown, ResultSet)
+    text = shown.rows[0][1]
+    assert "pw-s3cret" not in text and '"sasl.password": "<hidden>"' in text
+    assert '"client.id": "cfg-test"' in text
+    with pytest.raises(UnsupportedOption) as raised:
+        env.sql("""ALTER PIPELINE p SET CONFIG '{"fetch.max.bytes": 1}'""")
+    assert raised.value.clause == "CONFIG key 'fetch.max.bytes'"
+    assert "not supported by the local engine" in str(raised.value)
+    with pytest.raises(UnsupportedOption, match="CREDENTIALS key 'token'"):
+        env.sql(f"CREATE PIPELINE q AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' "
+                """CREDENTIALS '{"token": "x"}' INTO TABLE t""")
+    assert [r[0] for r in env.sql("SHOW PIPELINES").rows] == ["p"]  # type: ignore[union-attr]

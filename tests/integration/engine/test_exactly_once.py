@@ -29,16 +29,8 @@ KILLS = 24
 
 
 def _engine_process(env: Env, log: Path) -> subprocess.Popen[bytes]:
-    c = env.config
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    child_env.update({
-        ENV_PREFIX + "STATE_DIR": str(c.state_dir),
-        ENV_PREFIX + "HOST": c.host,
-        ENV_PREFIX + "KAFKA_PORT": str(c.kafka_port),
-        ENV_PREFIX + "DB_PORT": str(c.db_port),
-        ENV_PREFIX + "DB_USER": c.db_user,
-        ENV_PREFIX + "TRANSFORM_TIMEOUT_S": "30",
-    })
+    child_env.update(env.config.with_(transform_timeout_s=30.0).to_env())
     with log.open("ab") as sink:
         return subprocess.Popen([sys.executable, "-m", "matchstream.engine"], env=child_env,
                                 stdout=sink, stderr=sink)
@@ -75,6 +67,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(env_factory, tmp
     log = tmp_path / "engine.log"
     kills = 0
     loaded_at_kill = []
+    proc: subprocess.Popen[bytes] | None = None
     try:
         while kills < KILLS:
             before = env.count("seen")
@@ -86,17 +79,22 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(env_factory, tmp
             time.sleep(rng.uniform(0.0, 0.6))
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
+            proc = None
             kills += 1
             loaded_at_kill.append(env.count("seen"))
         producer.join()
         proc = _engine_process(env, log)
-        try:
-            wait_for(lambda: sum(env.cursors("p").values()) == MESSAGES, timeout=240,
-                     what="all offsets committed")
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+        wait_for(lambda: sum(env.cursors("p").values()) == MESSAGES, timeout=240,
+                 what="all offsets committed")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        proc = None
     finally:
+        # An engine still running here (a wait_for timed out) is killed, not leaked into the
+        # next test where it would keep loading this test's pipeline.
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
         producer.join()
     total, distinct, low, high = env.db("SELECT COUNT(*), COUNT(DISTINCT id), MIN(id), MAX(id) "
                                         "FROM seen")[0]
