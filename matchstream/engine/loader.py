@@ -22,10 +22,20 @@ clause                         a warning of this kind ...
 "Discarded" lines are removed from the input and the load is repeated inside the same
 transaction (``ROLLBACK TO SAVEPOINT``), so the rows that do load are exactly what MariaDB makes
 of the remaining lines. The caller owns the transaction; nothing here commits.
+
+``WHERE`` (MariaDB's ``LOAD DATA`` has none) goes through a staging table in the same
+transaction: a session ``CREATE TEMPORARY TABLE`` with the target's columns (same types, NULL-ness,
+defaults and generated columns; no keys, no CHECKs, the AUTO_INCREMENT column nullable and plain)
+plus a line-order column, ``LOAD DATA`` into it with the pipeline's own options (the same
+per-line warnings and discards as above), then ``INSERT IGNORE | REPLACE INTO target (...)
+SELECT ... FROM staging AS <table> WHERE (<expr>) ORDER BY line`` whose warnings (duplicate keys,
+CHECKs) go through the same policy, then ``DROP TEMPORARY TABLE``. CREATE/DROP TEMPORARY TABLE do
+not commit implicitly in MariaDB (``ALTER TABLE`` on a temporary table does, so it is never used).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,10 +49,17 @@ from matchstream.ddl.ast import (
     ErrorHandling,
     VarRef,
 )
+from matchstream.ddl.errors import DdlError
 from matchstream.ddl.render import quote_identifier
+from matchstream.ddl.tokens import TokenType, tokenize
 from matchstream.engine.errors import UnsupportedOption
 
-__all__ = ["LoadResult", "LoadSpec", "RowIssue", "RowRejected", "lines_of", "load_file"]
+__all__ = [
+    "LoadResult", "LoadSpec", "RowIssue", "RowRejected", "lines_of", "load_file",
+    "where_variables",
+]
+
+log = logging.getLogger(__name__)
 
 PARSER_CODES = frozenset({1261, 1262})  # too few fields / too many fields
 DUPLICATE_CODES = frozenset({1062, 1022, 1586})
@@ -52,6 +69,9 @@ DISCARD_VAR = "@`__matchstream_discard`"
 # how later lines parse (an unbalanced ENCLOSED BY); this bounds the passes.
 MAX_LOAD_PASSES = 5
 _ROW_RE = re.compile(r"\b[Rr]ow (\d+)\b")
+# The session's staging table for WHERE, and its column keeping the input order.
+STAGING_TABLE = "__matchstream_stage"
+LINE_COLUMN = "__matchstream_line"
 
 
 @dataclass(frozen=True)
@@ -101,6 +121,7 @@ class LoadSpec:
     charset: str | None
     replace: bool
     handling: ErrorHandling | None
+    where: str | None = None  # verbatim SQL condition, applied through a staging table
 
     @classmethod
     def from_pipeline(cls, stmt: CreatePipeline, database: str) -> LoadSpec:
@@ -111,9 +132,15 @@ class LoadSpec:
                 stmt.name, "NULL DEFINED BY", "use SET col = NULLIF(@var, 'str') instead"
             )
         if stmt.where is not None:
-            raise UnsupportedOption(
-                stmt.name, "WHERE", "MariaDB's LOAD DATA has no WHERE; filter in the transform"
-            )
+            variables = where_variables(stmt.where)
+            if variables:
+                name, column = variables[0]
+                raise UnsupportedOption(
+                    stmt.name, f"the LOAD DATA variable {name} in WHERE (column {column} of "
+                    f"the condition {stmt.where!r})",
+                    "WHERE is evaluated on the rows after SET, when @variables no longer hold "
+                    "the row's values; SET a column from the variable and filter on the column",
+                )
         fields_ = stmt.effective_fields
         lines = stmt.effective_lines
         columns: tuple[str, ...] | None = None
@@ -150,15 +177,21 @@ class LoadSpec:
             charset=stmt.charset,
             replace=stmt.replace,
             handling=stmt.error_handling,
+            where=stmt.where,
         )
 
     def target(self, table: str | None = None) -> str:
         return f"{quote_identifier(self.database)}.{quote_identifier(table or self.table)}"
 
-    def statement(self, table: str | None = None) -> tuple[str, list[Any]]:
+    def statement(
+        self, table: str | None = None, *, columns: tuple[str, ...] | None = None
+    ) -> tuple[str, list[Any]]:
         """The ``LOAD DATA`` text with ``%s`` placeholders and its parameters (file name first).
 
         Identifiers are backquoted; every string value is a parameter. SET is verbatim SQL.
+        ``columns`` (quoted entries) stands in for a missing column list (the staging table).
+        Every verbatim part has its ``%`` doubled: the text goes to the driver with parameters,
+        so ``DATE_FORMAT(@d, '%Y')`` would otherwise be taken for a placeholder.
         """
         params: list[Any] = []
         sql = "LOAD DATA LOCAL INFILE %s "
@@ -166,9 +199,9 @@ class LoadSpec:
             sql += "REPLACE "
         elif self.handling is ErrorHandling.IGNORE:
             sql += "IGNORE "
-        sql += "INTO TABLE " + self.target(table)
+        sql += "INTO TABLE " + self.target(table).replace("%", "%%")
         if self.charset:
-            sql += " CHARACTER SET " + quote_identifier(self.charset)
+            sql += " CHARACTER SET " + quote_identifier(self.charset).replace("%", "%%")
         sql += " FIELDS TERMINATED BY %s "
         params.append(self.fields_terminated_by)
         sql += ("OPTIONALLY " if self.optionally_enclosed else "") + "ENCLOSED BY %s ESCAPED BY %s"
@@ -177,10 +210,11 @@ class LoadSpec:
         params += [self.lines_starting_by, self.lines_terminated_by]
         if self.ignore_lines:
             sql += f" IGNORE {int(self.ignore_lines)} LINES"
-        if self.columns is not None:
-            sql += " (" + ", ".join(self.columns) + ")"
+        column_list = self.columns if self.columns is not None else columns
+        if column_list is not None:
+            sql += " (" + ", ".join(column_list).replace("%", "%%") + ")"
         if self.set_clause:
-            sql += " SET " + self.set_clause
+            sql += " SET " + self.set_clause.replace("%", "%%")
         return sql, params
 
     def accepts(self, issue: RowIssue) -> str | None:
@@ -232,6 +266,37 @@ def split_lines(data: bytes, terminator: bytes) -> list[bytes]:
     return parts
 
 
+def where_variables(condition: str) -> list[tuple[str, int]]:
+    """The ``@variables`` (not ``@@system`` ones) in a WHERE condition, with their 1-based
+    column in the condition text (the AST keeps the condition as one line)."""
+    found = []
+    try:
+        for token in tokenize(condition):
+            if token.type is TokenType.VARIABLE and not token.text.startswith("@@"):
+                found.append((token.text, token.col))
+    except DdlError:  # the parser already accepted the text; MariaDB reports anything else
+        return []
+    return found
+
+
+def _classify(
+    spec: LoadSpec, issues: Sequence[RowIssue]
+) -> tuple[list[RowIssue], set[int], list[RowIssue]]:
+    """Split warnings into accepted ones, line numbers to discard, and rejected ones."""
+    keep: list[RowIssue] = []
+    drop: set[int] = set()
+    rejected: list[RowIssue] = []
+    for issue in issues:
+        verdict = spec.accepts(issue)
+        if verdict is None or (verdict == "drop" and issue.line_number is None):
+            rejected.append(issue)
+            continue
+        if verdict == "drop" and issue.line_number is not None:
+            drop.add(issue.line_number)
+        keep.append(issue)
+    return keep, drop, rejected
+
+
 def load_file(conn: Any, path: Path, spec: LoadSpec, *, table: str | None = None) -> LoadResult:
     """Load ``path`` into the target (or ``table``) inside the caller's open transaction.
 
@@ -240,47 +305,139 @@ def load_file(conn: Any, path: Path, spec: LoadSpec, *, table: str | None = None
        raises :class:`RowRejected` (the caller rolls back the whole batch partition).
     3. Lines to discard are left out of a copy of the file (``<path>.kept``), and the load
        repeats from the savepoint. Line numbers in the result always refer to ``path``.
+
+    With WHERE, steps 1-3 load a staging table and the filtered rows are then copied into the
+    target (:func:`_load_filtered`).
     """
+    if spec.where is not None:
+        return _load_filtered(conn, path, spec, table)
     sql, params = spec.statement(table)
+    with conn.cursor() as cursor:
+        return _load_passes(cursor, path, spec, sql, params)
+
+
+def _load_passes(
+    cursor: Any, path: Path, spec: LoadSpec, sql: str, params: list[Any]
+) -> LoadResult:
     terminator = spec.lines_terminated_by.encode()
     current = path
     numbers: list[int] | None = None  # line index in `current` -> line number in `path`
     dropped: set[int] = set()
     accepted: list[RowIssue] = []
-    with conn.cursor() as cursor:
-        cursor.execute("SAVEPOINT matchstream_load")
-        for _ in range(MAX_LOAD_PASSES):
-            rows = cursor.execute(sql, [str(current), *params])
-            drop: set[int] = set()
-            keep: list[RowIssue] = []
-            rejected: list[RowIssue] = []
-            for issue in _issues(cursor):
-                number = issue.line_number
-                if numbers is not None and number is not None and 0 < number <= len(numbers):
-                    number = numbers[number - 1]
-                issue = RowIssue(issue.code, issue.message, number)
-                verdict = spec.accepts(issue)
-                if verdict is None or (verdict == "drop" and number is None):
-                    rejected.append(issue)
-                    continue
-                if verdict == "drop" and number is not None:
-                    drop.add(number)
-                keep.append(issue)
-            if rejected:
-                # Report the first bad line, and for it the field-count problem before the bad
-                # values it causes (an empty line is "too few fields", not "bad integer").
-                raise RowRejected(min(rejected, key=_report_order))
-            if not drop:
-                accepted.extend(keep)
-                return LoadResult(rows, accepted)
-            cursor.execute("ROLLBACK TO SAVEPOINT matchstream_load")
-            accepted.extend(i for i in keep if i.line_number in drop)
-            dropped |= drop
-            lines = split_lines(path.read_bytes(), terminator)
-            numbers = [n for n in range(1, len(lines) + 1) if n not in dropped]
-            current = path.with_name(path.name + ".kept")
-            current.write_bytes(b"".join(lines[n - 1] + terminator for n in numbers))
+    cursor.execute("SAVEPOINT matchstream_load")
+    for _ in range(MAX_LOAD_PASSES):
+        rows = cursor.execute(sql, [str(current), *params])
+        issues = []
+        for issue in _issues(cursor):
+            number = issue.line_number
+            if numbers is not None and number is not None and 0 < number <= len(numbers):
+                number = numbers[number - 1]
+            issues.append(RowIssue(issue.code, issue.message, number))
+        keep, drop, rejected = _classify(spec, issues)
+        if rejected:
+            # Report the first bad line, and for it the field-count problem before the bad
+            # values it causes (an empty line is "too few fields", not "bad integer").
+            raise RowRejected(min(rejected, key=_report_order))
+        if not drop:
+            accepted.extend(keep)
+            return LoadResult(rows, accepted)
+        cursor.execute("ROLLBACK TO SAVEPOINT matchstream_load")
+        accepted.extend(i for i in keep if i.line_number in drop)
+        dropped |= drop
+        lines = split_lines(path.read_bytes(), terminator)
+        numbers = [n for n in range(1, len(lines) + 1) if n not in dropped]
+        current = path.with_name(path.name + ".kept")
+        current.write_bytes(b"".join(lines[n - 1] + terminator for n in numbers))
     raise RowRejected(RowIssue(0, "input did not settle after removing rejected lines", None))
+
+
+@dataclass(frozen=True)
+class _Staging:
+    """The staging table for one target table (built from ``information_schema.COLUMNS``)."""
+
+    create: str  # CREATE TEMPORARY TABLE ...
+    load_columns: tuple[str, ...]  # LOAD DATA's column list when the pipeline gives none
+    copy_columns: tuple[str, ...]  # the columns INSERT ... SELECT copies (not generated)
+
+
+def _staging(cursor: Any, spec: LoadSpec) -> _Staging:
+    cursor.execute(
+        "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, IS_GENERATED, "
+        "GENERATION_EXPRESSION, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+        [spec.database, spec.table])
+    rows = cursor.fetchall()
+    if not rows:
+        raise LookupError(f"Table '{spec.database}.{spec.table}' doesn't exist")
+    definitions: list[str] = []
+    load_columns: list[str] = []
+    copy_columns: list[str] = []
+    for name, type_, nullable, default, extra, generated, expression, charset, collation in rows:
+        extra = (extra or "").upper()
+        if "ROW START" in extra or "ROW END" in extra:
+            continue  # system-versioning columns: MariaDB fills them itself
+        quoted = quote_identifier(name)
+        text = f"{quoted} {type_}"
+        if charset:
+            text += f" CHARACTER SET {charset} COLLATE {collation}"
+        if generated == "ALWAYS":
+            kind = "PERSISTENT" if ("STORED" in extra or "PERSISTENT" in extra) else "VIRTUAL"
+            text += f" GENERATED ALWAYS AS ({expression}) {kind}"
+        elif "AUTO_INCREMENT" in extra:
+            # NULL/0 must reach the target, which then generates the value as LOAD DATA would.
+            text += " NULL DEFAULT NULL"
+            copy_columns.append(quoted)
+        else:
+            text += " NULL" if nullable == "YES" else " NOT NULL"
+            if default is not None:
+                text += f" DEFAULT {default}"
+            copy_columns.append(quoted)
+        if "INVISIBLE" not in extra:
+            load_columns.append(quoted)
+        definitions.append(text)
+    definitions.append(f"{quote_identifier(LINE_COLUMN)} BIGINT UNSIGNED NOT NULL "
+                       "AUTO_INCREMENT PRIMARY KEY")
+    create = (f"CREATE TEMPORARY TABLE {spec.target(STAGING_TABLE)} ("
+              + ", ".join(definitions) + ") ENGINE=InnoDB")
+    return _Staging(create, tuple(load_columns), tuple(copy_columns))
+
+
+def _load_filtered(conn: Any, path: Path, spec: LoadSpec, table: str | None) -> LoadResult:
+    """LOAD DATA into the staging table, then ``INSERT IGNORE | REPLACE ... SELECT ... WHERE``.
+
+    The staging load raises or discards per line exactly like a direct load (same column
+    types, so the same warnings with the same line numbers). The copy's warnings carry no
+    line: a duplicate key is skipped or fails the batch as in a direct load, where MariaDB
+    names no line for it either. Everything happens in the caller's transaction.
+    """
+    assert spec.where is not None
+    staging_table = spec.target(STAGING_TABLE)
+    with conn.cursor() as cursor:
+        staging = _staging(cursor, spec)
+        cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {staging_table}")
+        cursor.execute(staging.create)
+        try:
+            sql, params = spec.statement(STAGING_TABLE, columns=staging.load_columns)
+            loaded = _load_passes(cursor, path, spec, sql, params)
+            verb = "REPLACE" if spec.replace else "INSERT IGNORE"
+            alias = quote_identifier(spec.table)
+            columns = ", ".join(staging.copy_columns)
+            selected = ", ".join(f"{alias}.{c}" for c in staging.copy_columns)
+            rows = cursor.execute(
+                f"{verb} INTO {spec.target(table)} ({columns}) SELECT {selected} "
+                f"FROM {staging_table} AS {alias} WHERE ({spec.where}) "
+                f"ORDER BY {alias}.{quote_identifier(LINE_COLUMN)}")
+            # "Row N" in these warnings counts SELECT rows, not input lines: drop it.
+            issues = [RowIssue(i.code, i.message, None) for i in _issues(cursor)]
+            keep, _, rejected = _classify(spec, issues)
+            if rejected:
+                raise RowRejected(min(rejected, key=_report_order))
+            return LoadResult(rows, [*loaded.warnings, *keep])
+        finally:
+            try:
+                cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {staging_table}")
+            except Exception:  # noqa: BLE001 - a lost session drops it anyway; keep the error
+                log.debug("could not drop the staging table", exc_info=True)
 
 
 def lines_of(path: Path, spec: LoadSpec, numbers: Sequence[int]) -> dict[int, bytes]:

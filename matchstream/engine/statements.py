@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import pymysql
+
 from matchstream.config import Config
 from matchstream.ddl import ast, render, show_create
 from matchstream.ddl.render import quote_identifier
@@ -113,12 +115,31 @@ def _validate(ctx: _Context, stmt: ast.CreatePipeline) -> str | None:
     client_options(stmt.name, stmt.config_dict(), stmt.credentials_dict())
     if not _table_exists(ctx, stmt.table):
         raise EngineError(f"Table '{ctx.database}.{stmt.table}' doesn't exist")
+    if stmt.where is not None:
+        _check_where(ctx, stmt, stmt.where)
     if stmt.transform is None:
         return None
     resolved = resolve_transform(
         stmt.transform, sql_dir=ctx.sql_dir,
         unpack_dir=ctx.settings.unpack_dir / f"{ctx.database}.{stmt.name}")
     return str(resolved.executable)
+
+
+def _check_where(ctx: _Context, stmt: ast.CreatePipeline, condition: str) -> None:
+    """MariaDB compiles the condition against the table, as the staging copy will see it
+    (same column names, the table's name as alias): unknown columns and syntax errors fail
+    CREATE instead of every batch."""
+    alias = quote_identifier(stmt.table)
+    try:
+        with ctx.conn.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {quote_identifier(ctx.database)}.{alias} AS {alias} "
+                           f"WHERE ({condition}) LIMIT 0")
+            cursor.fetchall()
+    except pymysql.MySQLError as exc:
+        args: tuple[Any, ...] = tuple(exc.args)
+        reason = str(args[1]) if len(args) > 1 else str(exc)
+        raise EngineError(f"pipeline '{stmt.name}': WHERE {condition!r} does not work on table "
+                          f"'{stmt.table}': {reason}") from None
 
 
 def _create(ctx: _Context, stmt: ast.CreatePipeline) -> Result:

@@ -7,7 +7,7 @@ import pytest
 from matchstream.ddl import parse_statement
 from matchstream.ddl.ast import CreatePipeline
 from matchstream.engine.errors import UnsupportedOption
-from matchstream.engine.loader import LoadSpec, RowIssue, split_lines
+from matchstream.engine.loader import LoadSpec, RowIssue, split_lines, where_variables
 
 
 def _spec(sql: str) -> LoadSpec:
@@ -42,10 +42,42 @@ def test_options_column_list_and_set_are_carried_over() -> None:
     assert params == [",", '"', "\\", "", "\r\n"]
 
 
-@pytest.mark.parametrize("clause", ["WHERE a > 1", "TRAILING NULLCOLS"])
+@pytest.mark.parametrize("clause", ["WHERE @a > 1", "TRAILING NULLCOLS"])
 def test_clauses_mariadb_cannot_honour_are_rejected(clause: str) -> None:
+    # WHERE itself is supported now (through a staging table); a LOAD DATA variable in it is not.
     with pytest.raises(UnsupportedOption, match="not supported by the local engine"):
         _spec(BASE + "INTO TABLE t " + clause)
+
+
+def test_where_is_kept_and_does_not_change_the_load_data_text() -> None:
+    plain = _spec(BASE + "INTO TABLE t (a, @b) SET c = @b")
+    spec = _spec(BASE + "INTO TABLE t (a, @b) SET c = @b WHERE c > 1 AND a % 2 = 0")
+    assert plain.where is None and spec.where == "c > 1 AND a % 2 = 0"
+    assert spec.statement() == plain.statement()
+
+
+def test_staging_column_list_only_stands_in_for_a_missing_one() -> None:
+    spec = _spec(BASE + "INTO TABLE t WHERE a > 1")
+    sql, _ = spec.statement("stage", columns=("`a`", "`b`"))
+    assert "INTO TABLE `db``x`.`stage`" in sql and sql.endswith(" (`a`, `b`)")
+    listed = _spec(BASE + "INTO TABLE t (a, @) WHERE a > 1")
+    sql, _ = listed.statement("stage", columns=("`a`", "`b`"))
+    assert sql.endswith(" (`a`, @`__matchstream_discard`)")
+
+
+def test_where_variables_are_found_with_their_column() -> None:
+    assert where_variables("a > 1 AND @raw <> '' OR @`x y` = 2") == [("@raw", 11), ("@`x y`", 25)]
+    # System variables, and text inside strings or identifiers, are not LOAD DATA variables.
+    assert where_variables("@@session.sql_mode <> '' AND b = '@nope' AND `@c` = 1") == []
+
+
+def test_a_load_data_variable_in_where_is_rejected_with_its_position() -> None:
+    with pytest.raises(UnsupportedOption) as raised:
+        _spec(BASE + "INTO TABLE t (a, @v) SET b = @v WHERE a > 0 AND @v <> ''")
+    message = str(raised.value)
+    assert "@v in WHERE (column 11 of the condition \"a > 0 AND @v <> ''\")" in message
+    assert "not supported by the local engine" in message
+    assert "SET a column from the variable" in message
 
 
 @pytest.mark.parametrize(
