@@ -1,0 +1,64 @@
+"""The producer's file check on big and bad files (no broker needed: nothing is sent)."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from matchstream.ml.spec import FeatureSpec
+from matchstream.producer import CsvFileError, check_file
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = FeatureSpec.load(REPO / "data" / "features.json")
+SCORE = (REPO / "data" / "score.csv").read_text().splitlines()
+
+
+def _write_rows(path: Path, rows: int) -> Path:
+    template = SCORE[1].split(",", 1)[1]
+    with open(path, "w") as out:
+        out.write(SCORE[0] + "\n")
+        for i in range(rows):
+            out.write(f"{i},{template}\n")
+    return path
+
+
+def _peak_check(path: Path) -> tuple[int, int]:
+    tracemalloc.start()
+    try:
+        checked = check_file(path, spec=SPEC, role="scoring")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert checked.rejected == []
+    return checked.rows, peak
+
+
+def test_a_huge_file_is_checked_in_bounded_memory(tmp_path: Path) -> None:
+    """Memory follows the chunk size, not the file: 7.5x the rows, about the same peak."""
+    small_rows, small_peak = _peak_check(_write_rows(tmp_path / "small.csv", 20_000))
+    huge = _write_rows(tmp_path / "huge.csv", 150_000)
+    huge_rows, huge_peak = _peak_check(huge)
+    assert (small_rows, huge_rows) == (20_000, 150_000)
+    assert huge.stat().st_size > 30_000_000
+    assert huge_peak < 1.5 * small_peak, (small_peak, huge_peak)
+
+
+def test_rejected_rows_keep_their_file_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join([SCORE[0], SCORE[1], "7,x", SCORE[2], "", SCORE[3]]) + "\n")
+    checked = check_file(path, spec=SPEC, role="scoring")
+    assert checked.rows == 5
+    assert [(r.line, r.reason.split(" (")[0]) for r in checked.rejected] == [
+        (3, "expected 97 fields"),
+        (5, "empty line"),
+    ]
+
+
+def test_a_label_column_in_a_scoring_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "labelled.csv"
+    path.write_text("id,match," + SCORE[0].split(",", 1)[1] + "\n")
+    with pytest.raises(CsvFileError) as caught:
+        check_file(path, spec=SPEC, role="scoring")
+    assert (caught.value.line, "'match' is the label" in caught.value.reason) == (1, True)
