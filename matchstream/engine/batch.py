@@ -16,6 +16,23 @@ The protocol (docs/engine.md, "Exactly once"):
 Because STOP updates the same registry row, a STOP that arrives during step 2 waits for the
 commit of step 5 (the batch finishes) or, if it came first, makes step 3 roll back: a STOP never
 leaves half a batch.
+
+Without a transform, reading and loading overlap (a read followed by a load reaches only
+``1/(1/read + 1/load)``, about 0.6 of the slower side's rate). The range then arrives through a
+:class:`ChunkFeed` and steps 1-2 repeat per chunk inside the one transaction:
+
+1. The runner's thread (the reader: it owns the extractor, which is not thread-safe) reads the
+   first chunk, hands the feed to a batch thread, and reads the next chunk while this one loads.
+2. The batch thread writes each chunk to its own work file and runs ``LOAD DATA`` for it; the
+   transaction is opened before the first and stays open. Line numbers and offsets in warnings
+   and error rows are the chunk's plus the lines of the chunks before, i.e. the numbers one
+   file holding the whole range would give; each chunk's ``SAVEPOINT`` reload covers only it.
+3. A rejected line, an extract error from the reader, or STOP seen by either side rolls back
+   the whole transaction (nothing of the range stays) and the reader stops reading.
+4. After the last chunk, steps 3-5 run once for the whole range.
+
+Memory: the reader takes one of two slots before reading a chunk and the batch thread frees it
+when that chunk is loaded, so at most two chunks of a partition exist at a time.
 """
 
 from __future__ import annotations
@@ -23,9 +40,12 @@ from __future__ import annotations
 import bisect
 import enum
 import logging
+import queue
+import re
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,10 +62,20 @@ from matchstream.engine.errors import (
     TransformError,
 )
 from matchstream.engine.extractor import PartitionData
-from matchstream.engine.loader import LoadResult, LoadSpec, RowRejected, lines_of, load_file
+from matchstream.engine.loader import (
+    LoadResult,
+    LoadSpec,
+    RowIssue,
+    RowRejected,
+    lines_of,
+    load_file,
+)
 from matchstream.engine.transform_runner import ResolvedTransform, run_transform
 
-__all__ = ["Outcome", "PartitionResult", "PipelinePlan", "run_batch_partition", "stage_input"]
+__all__ = [
+    "ChunkFeed", "Outcome", "PartitionResult", "PipelinePlan", "run_batch_partition",
+    "stage_input",
+]
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +127,10 @@ class StagedInput:
     transformed: bool
     stderr: str = ""
     transform_seconds: float = 0.0
-    # Without a transform: line number (1-based) where each message starts, for error rows.
-    message_first_lines: list[int] = field(default_factory=list)
+    # Without a transform: line number (1-based) where each message starts, for error rows
+    # (a range when every message is one line), and the number of lines in the file.
+    message_first_lines: Sequence[int] = field(default_factory=list)
+    line_count: int = 0
 
     def message_of_line(self, data: PartitionData, line_number: int) -> int | None:
         """Index in ``data.messages`` of the message that produced ``line_number``."""
@@ -142,18 +174,90 @@ def stage_input(
                          outcome.failure_reason(plan.transform_timeout_s),
                          code=code, stderr=outcome.stderr_tail)
         return StagedInput(path, True, outcome.stderr_tail, outcome.seconds)
+    # Each message is one input line: a message not ending in the terminator gets one. Built
+    # as one bytes object and written at once (a write per message cost more than LOAD DATA).
     terminator = plan.spec.lines_terminated_by.encode()
-    firsts: list[int] = []
-    line = 1
+    values = [m.value if m.value.endswith(terminator) else m.value + terminator
+              for m in data.messages]
+    blob = b"".join(values)
     with handle:
-        for message in data.messages:
-            firsts.append(line)
-            value = message.value
-            if not value.endswith(terminator):
-                value += terminator
-            handle.write(value)
-            line += value.count(terminator)
-    return StagedInput(path, False, message_first_lines=firsts)
+        handle.write(blob)
+    total = blob.count(terminator)
+    firsts: Sequence[int]
+    if total == len(values):  # the usual case: message i is line i + 1
+        firsts = range(1, total + 1)
+    else:  # some message holds several lines
+        counts = [0, *(v.count(terminator) for v in values)]
+        firsts = [1 + n for n in _running_sum(counts[:-1])]
+    return StagedInput(path, False, message_first_lines=firsts, line_count=total)
+
+
+def _running_sum(numbers: Iterable[int]) -> Iterator[int]:
+    total = 0
+    for number in numbers:
+        total += number
+        yield total
+
+
+class _Cancelled(Exception):  # noqa: N818 - internal signal: STOP seen by the reader
+    pass
+
+
+_DONE = object()  # the reader has handed over the last chunk
+_CANCELLED = object()  # the reader saw STOP (or gave up): roll back, not an error
+
+
+class ChunkFeed:
+    """One batch partition's range, handed from the reader to the batch thread chunk by chunk.
+
+    ``range`` holds the planned bounds (no messages): error rows name them, as for an unchunked
+    range, and a retry reads exactly them again.
+    """
+
+    SLOTS = 2  # chunks in memory per partition: one loading, one read ahead
+
+    def __init__(self, partition: int, start: int, end: int, first: PartitionData) -> None:
+        self.range = PartitionData(partition, start, end)
+        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._slots = threading.Semaphore(self.SLOTS)
+        self._closed = False
+        self.abandoned = threading.Event()  # the batch thread is done (failed or finished)
+        self._slots.acquire()
+        self._items.put(first)
+
+    # -- the reader's side ---------------------------------------------------------------
+    def reserve(self, stop: threading.Event) -> bool:
+        """Wait for a free slot before reading the next chunk; False: stop reading."""
+        while not self._slots.acquire(timeout=0.1):
+            if self.abandoned.is_set() or stop.is_set():
+                return False
+        return not (self.abandoned.is_set() or stop.is_set())
+
+    def put(self, chunk: PartitionData) -> None:
+        self._items.put(chunk)
+
+    def close(self, item: Any = _DONE) -> None:
+        """The last item: ``_DONE``, ``_CANCELLED`` or the BatchPartitionError to raise.
+        Only the first call counts, so a ``finally: close(_CANCELLED)`` is always safe."""
+        if not self._closed:
+            self._closed = True
+            self._items.put(item)
+
+    def cancel(self) -> None:
+        self.close(_CANCELLED)
+
+    # -- the batch thread's side ---------------------------------------------------------
+    def chunks(self) -> Iterator[PartitionData]:
+        while True:
+            item = self._items.get()
+            if item is _DONE:
+                return
+            if item is _CANCELLED:
+                raise _Cancelled
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            self._slots.release()  # that chunk is loaded: the reader may read one more
 
 
 def _guard(conn: Any, plan: PipelinePlan, data: PartitionData) -> str | None:
@@ -171,14 +275,29 @@ def _guard(conn: Any, plan: PipelinePlan, data: PartitionData) -> str | None:
     return None
 
 
+_ROW_RE = re.compile(r"\b([Rr]ow )(\d+)\b")
+
+
+def _shifted(issue: RowIssue, lines_before: int) -> RowIssue:
+    """A chunk's warning numbered as in the whole range (its line number and MariaDB's "Row N"
+    text); warnings without a line (WHERE's copy step) are left alone."""
+    if not lines_before or issue.line_number is None:
+        return issue
+    message = _ROW_RE.sub(lambda m: m.group(1) + str(int(m.group(2)) + lines_before),
+                          issue.message, count=1)
+    return RowIssue(issue.code, message, issue.line_number + lines_before)
+
+
 def _rejected_error(
-    plan: PipelinePlan, data: PartitionData, staged: StagedInput, exc: RowRejected
+    plan: PipelinePlan, whole: PartitionData, data: PartitionData, staged: StagedInput,
+    exc: RowRejected, lines_before: int = 0,
 ) -> BatchPartitionError:
     """A rejected line as a LoadError: for Kafka without a transform the "line" is the whole
-    message (as SingleStore reports it) and the message names its offset."""
+    message (as SingleStore reports it) and the message names its offset. ``data`` is the
+    chunk that ``staged`` holds, ``whole`` the range the error row names."""
     issue = exc.issue
     line = None
-    reason = issue.message
+    reason = _shifted(issue, lines_before).message
     if issue.line_number is not None:
         index = staged.message_of_line(data, issue.line_number)
         if index is not None:
@@ -186,14 +305,21 @@ def _rejected_error(
             reason += f" (message at offset {data.messages[index].offset})"
         else:
             line = lines_of(staged.path, plan.spec, [issue.line_number]).get(issue.line_number)
-    return _error(LoadError, plan, data, reason, code=issue.code or None, line=line,
-                  line_number=issue.line_number, stderr=staged.stderr)
+    number = None if issue.line_number is None else issue.line_number + lines_before
+    return _error(LoadError, plan, whole, reason, code=issue.code or None, line=line,
+                  line_number=number, stderr=staged.stderr)
+
+
+def _remove(staged: StagedInput | None) -> None:
+    if staged is not None:
+        for path in (staged.path, staged.path.with_name(staged.path.name + ".kept")):
+            path.unlink(missing_ok=True)
 
 
 def run_batch_partition(
     conn: Any,
     plan: PipelinePlan,
-    data: PartitionData,
+    data: PartitionData | ChunkFeed,
     *,
     batch_id: int,
     attempt: int,
@@ -202,84 +328,116 @@ def run_batch_partition(
 ) -> PartitionResult:
     """Steps 1-5 of the module docstring for one batch partition; never raises for bad data.
 
+    ``data`` is the whole range, or a :class:`ChunkFeed` delivering it (steps 1-2 per chunk).
     A failure is returned (``Outcome.FAILED`` with the error) after the rollback, with its
     PIPELINES_ERRORS row and the failed attempt's PIPELINES_BATCHES row committed.
     """
     started = time.time()
-    result = PartitionResult(data.partition, data.start, data.end, Outcome.FAILED)
+    feed = data if isinstance(data, ChunkFeed) else None
+    whole = data.range if isinstance(data, ChunkFeed) else data  # the bounds error rows name
+    result = PartitionResult(whole.partition, whole.start, whole.end, Outcome.FAILED)
     staged: StagedInput | None = None
-    load: LoadResult | None = None
+    progress = PartitionData(whole.partition, whole.start, whole.start)  # end reached so far
+    rows = messages = size = lines_before = 0
+    warnings: list[tuple[RowIssue, bytes | None]] = []  # accepted, numbered in the whole range
+    begun = False
     try:
-        staged = stage_input(plan, data, cancelled=cancelled)
-        if cancelled is not None and cancelled.is_set():
-            result.outcome = Outcome.SUPERSEDED
-            return result
-        conn.begin()
-        try:
-            load = load_file(conn, staged.path, plan.spec)
-        except RowRejected as exc:
-            raise _rejected_error(plan, data, staged, exc) from None
-        except Exception as exc:  # a MariaDB error for the whole statement (no such table...)
-            load_args: tuple[Any, ...] = tuple(exc.args)
-            code = load_args[0] if load_args and isinstance(load_args[0], int) else None
-            message = str(load_args[1]) if len(load_args) > 1 else str(exc)
-            raise _error(LoadError, plan, data, message, code=code,
-                         stderr=staged.stderr) from exc
-        why_not = _guard(conn, plan, data)
+        for chunk in (feed.chunks() if feed is not None else [whole]):
+            _remove(staged)  # the previous chunk's work file: loaded, its lines already read
+            staged = None
+            messages += len(chunk.messages)
+            size += chunk.size_bytes
+            staged = stage_input(plan, chunk, cancelled=cancelled)
+            if cancelled is not None and cancelled.is_set():
+                raise _Cancelled
+            if not begun:
+                conn.begin()  # once: a second BEGIN would commit the chunks before it
+                begun = True
+            load = _load(conn, plan, whole, chunk, staged, lines_before)
+            # The chunk's accepted warnings with their lines, read now: its file goes next.
+            lines = lines_of(staged.path, plan.spec,
+                             [i.line_number for i in load.warnings if i.line_number is not None])
+            warnings += [(_shifted(i, lines_before),
+                          None if i.line_number is None else lines.get(i.line_number))
+                         for i in load.warnings]
+            rows += load.rows_affected
+            lines_before += staged.line_count
+            progress.end = chunk.end
+        done = PartitionData(whole.partition, whole.start, progress.end)
+        why_not = _guard(conn, plan, done)
         if why_not is None and cancelled is not None and cancelled.is_set():
             why_not = "the engine is stopping"
         if why_not is not None:
             conn.rollback()
-            log.info("%s %s[%d]@%d..%d rolled back: %s", plan.name, plan.topic, data.partition,
-                     data.start, data.end, why_not)
+            log.info("%s %s[%d]@%d..%d rolled back: %s", plan.name, plan.topic, done.partition,
+                     done.start, done.end, why_not)
             result.outcome = Outcome.SUPERSEDED
             return result
-        catalog.put_cursor(conn, plan.database, plan.name, data.partition, cursor=data.end)
+        catalog.put_cursor(conn, plan.database, plan.name, done.partition, cursor=done.end)
         elapsed = time.time() - started
         catalog.insert_batch_row(
-            conn, **_batch_row(plan, data, batch_id, attempt, "Succeeded", started, elapsed,
-                               extract_seconds, staged, load.rows_affected),
+            conn, **_batch_row(plan, done, batch_id, attempt, "Succeeded", started, elapsed,
+                               extract_seconds, staged, rows, messages=messages, size=size),
         )
-        # One read of the work file for all warnings: this runs inside the load transaction.
-        lines = lines_of(staged.path, plan.spec,
-                         [i.line_number for i in load.warnings if i.line_number is not None])
-        for issue in load.warnings:
+        for issue, line in warnings:
             catalog.insert_error(
                 conn, database=plan.database, name=plan.name, error_type="Warning",
-                code=issue.code, message=issue.message, kind="Load",
-                line=None if issue.line_number is None else lines.get(issue.line_number),
+                code=issue.code, message=issue.message, kind="Load", line=line,
                 line_number=issue.line_number, batch_id=batch_id,
-                partition=data.partition, start=data.start, end=data.end,
+                partition=done.partition, start=done.start, end=done.end,
             )
         conn.commit()
         result.outcome = Outcome.COMMITTED
-        result.rows = load.rows_affected
-        result.warnings = load.warnings
+        result.end = done.end
+        result.rows = rows
+        result.warnings = [issue for issue, _ in warnings]
+        return result
+    except _Cancelled:  # STOP while reading or transforming: nothing of the range stays
+        _safe_rollback(conn)
+        result.outcome = Outcome.SUPERSEDED
         return result
     except BatchPartitionError as exc:
         _safe_rollback(conn)
         result.error = exc
-        _record_failure(conn, plan, data, batch_id, attempt, started, extract_seconds, staged, exc)
+        _record_failure(conn, plan, whole, batch_id, attempt, started, extract_seconds, staged,
+                        exc, messages=messages, size=size)
         return result
     except pymysql.MySQLError as exc:  # deadlock, lock wait timeout, lost connection...
         _safe_rollback(conn)
         args: tuple[Any, ...] = tuple(exc.args)
-        error = _error(LoadError, plan, data, f"database error while committing: {exc}",
+        error = _error(LoadError, plan, whole, f"database error while committing: {exc}",
                        code=args[0] if args and isinstance(args[0], int) else None)
         result.error = error
-        _record_failure(conn, plan, data, batch_id, attempt, started, extract_seconds, staged,
-                        error)
+        _record_failure(conn, plan, whole, batch_id, attempt, started, extract_seconds, staged,
+                        error, messages=messages, size=size)
         return result
     finally:
-        if staged is not None:
-            for path in (staged.path, staged.path.with_name(staged.path.name + ".kept")):
-                path.unlink(missing_ok=True)
+        if feed is not None:
+            feed.abandoned.set()  # the reader stops at its next chunk
+        _remove(staged)
+
+
+def _load(
+    conn: Any, plan: PipelinePlan, whole: PartitionData, chunk: PartitionData,
+    staged: StagedInput, lines_before: int,
+) -> LoadResult:
+    """Step 2 for one work file, inside the open transaction; a rejected line raises."""
+    try:
+        return load_file(conn, staged.path, plan.spec)
+    except RowRejected as exc:
+        raise _rejected_error(plan, whole, chunk, staged, exc, lines_before) from None
+    except Exception as exc:  # a MariaDB error for the whole statement (no such table...)
+        load_args: tuple[Any, ...] = tuple(exc.args)
+        code = load_args[0] if load_args and isinstance(load_args[0], int) else None
+        message = str(load_args[1]) if len(load_args) > 1 else str(exc)
+        raise _error(LoadError, plan, whole, message, code=code,
+                     stderr=staged.stderr) from exc
 
 
 def _batch_row(
     plan: PipelinePlan, data: PartitionData, batch_id: int, attempt: int, state: str,
     started: float, elapsed: float, extract_seconds: float, staged: StagedInput | None,
-    rows: int | None,
+    rows: int | None, *, messages: int, size: int,
 ) -> dict[str, Any]:
     transformed = None
     if staged is not None and staged.path.exists():
@@ -298,11 +456,11 @@ def _batch_row(
         "BATCH_EARLIEST_OFFSET": data.start,
         "BATCH_LATEST_OFFSET": data.end,
         "BATCH_PARTITION_TIME": elapsed,
-        "BATCH_PARTITION_EXTRACTED_BYTES": data.size_bytes,
+        "BATCH_PARTITION_EXTRACTED_BYTES": size,
         "BATCH_PARTITION_TRANSFORMED_BYTES": transformed if plan.transform else None,
         "BATCH_PARTITION_EXTRACTOR_WAIT_TIME": extract_seconds,
         "BATCH_PARTITION_TRANSFORM_WAIT_TIME": staged.transform_seconds if staged else None,
-        "BATCH_PARTITION_MESSAGES": len(data.messages),
+        "BATCH_PARTITION_MESSAGES": messages,
         "ATTEMPT": attempt,
     }
 
@@ -329,7 +487,7 @@ def record_error(
 def _record_failure(
     conn: Any, plan: PipelinePlan, data: PartitionData, batch_id: int, attempt: int,
     started: float, extract_seconds: float, staged: StagedInput | None,
-    exc: BatchPartitionError,
+    exc: BatchPartitionError, *, messages: int, size: int,
 ) -> None:
     """One Error row and one Failed batch row per failed attempt, committed on their own."""
     try:
@@ -337,7 +495,8 @@ def _record_failure(
         record_error(conn, plan, exc, batch_id=batch_id)
         catalog.insert_batch_row(
             conn, **_batch_row(plan, data, batch_id, attempt, "Failed", started,
-                               time.time() - started, extract_seconds, staged, None),
+                               time.time() - started, extract_seconds, staged, None,
+                               messages=messages, size=size),
         )
         conn.commit()
     except Exception:  # noqa: BLE001 - losing the error row must not lose the error itself

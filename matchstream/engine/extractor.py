@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -317,12 +317,27 @@ class Extractor:
         ``end_hint`` is a known end (from :meth:`watermarks`); without it the read follows the
         high watermark of each fetch, so messages produced meanwhile are included up to the limit.
         """
+        return next(self.read_chunks(partition, start, max_messages, end_hint=end_hint))
+
+    def read_chunks(
+        self, partition: int, start: int, max_messages: int, *, end_hint: int | None = None,
+        chunk_messages: int | None = None, chunk_bytes: int | None = None,
+    ) -> Generator[PartitionData, None, None]:
+        """:meth:`read` in consecutive pieces: each chunk starts where the previous one ended
+        and the last one ends where :meth:`read` would. A chunk is handed over once it holds
+        ``chunk_messages`` messages or ``chunk_bytes`` bytes (None: no limit, one chunk).
+
+        The partition stays assigned between chunks (librdkafka keeps prefetching, bounded by
+        ``queued.max.messages.kbytes``); closing the generator early unassigns it.
+        """
         limit = start + max_messages
         target = min(limit, end_hint) if end_hint is not None else limit
         data = PartitionData(partition, start, start)
         position = start
         if position >= target:
-            return data
+            yield data
+            return
+        size = 0
         tp = TopicPartition(self.topic, partition)
         self._consumer.assign([TopicPartition(self.topic, partition, start)])
         self._last_error = None
@@ -331,9 +346,11 @@ class Extractor:
         try:
             while position < target:
                 # Asking for exactly what is left lets the last call return without waiting.
-                batch = self._consumer.consume(
-                    num_messages=max(1, min(CONSUME_BATCH, target - position)),
-                    timeout=POLL_TIMEOUT_S)
+                wanted = min(CONSUME_BATCH, target - position)
+                if chunk_messages is not None:  # a chunk never holds more than it asked for
+                    wanted = min(wanted, chunk_messages - len(data.messages))
+                batch = self._consumer.consume(num_messages=max(1, wanted),
+                                               timeout=POLL_TIMEOUT_S)
                 for msg in batch:
                     error = msg.error()
                     if error is not None:
@@ -343,7 +360,10 @@ class Extractor:
                     if offset is None or offset < position or offset >= limit:
                         continue
                     value = msg.value()
-                    data.messages.append(Message(offset, value if value is not None else b""))
+                    if value is None:
+                        value = b""
+                    data.messages.append(Message(offset, value))
+                    size += len(value)
                     position = offset + 1
                 # Offsets may have gaps (compaction, transaction markers): the consumer's
                 # position moves past them even when no message is delivered.
@@ -371,11 +391,18 @@ class Extractor:
                         f"no progress reading {self.topic}[{partition}]@{position} for "
                         f"{STALL_TIMEOUT_S:.0f} s (Kafka at {self._servers}, high watermark "
                         f"{high}, wanted up to {target}){cause}")
+                full = (chunk_messages is not None and len(data.messages) >= chunk_messages) \
+                    or (chunk_bytes is not None and size >= chunk_bytes)
+                if full and data.end < target:
+                    yield data  # every message is below data.end == position
+                    data, size = PartitionData(partition, data.end, data.end), 0
+                    # The consumer of the chunks may take long: no stall while it had them.
+                    last_progress = time.monotonic()
         finally:
             self._consumer.unassign()
         data.end = min(position, limit)
         data.messages = [m for m in data.messages if m.offset < data.end]
-        return data
+        yield data
 
     def _on_read_error(self, error: KafkaError, partition: int, position: int) -> int:
         """An error event from consume: returns the position to go on from, or raises."""

@@ -21,6 +21,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from matchstream.config import Config
 from matchstream.ddl.ast import CreatePipeline
 from matchstream.engine import catalog
 from matchstream.engine.batch import (
+    ChunkFeed,
     Outcome,
     PartitionResult,
     PipelinePlan,
@@ -195,36 +197,53 @@ class PipelineRunner:
             ready = (ready + ready)[start : start + parallel]
             self._rotation += parallel
         batch_id = catalog.next_batch_id(control, plan.pipeline_id)
-        datas: list[tuple[PartitionData, float]] = []
+        # Without a transform the range is read in chunks that load while the next is read
+        # (batch.ChunkFeed). IGNORE n LINES applies to the start of the range only, so such a
+        # pipeline keeps one chunk (each LOAD DATA would skip n lines again).
+        chunked = plan.transform is None and not plan.spec.ignore_lines
         round_ = _Round()
+        futures = []
         for partition, cursor, end in ready:
             key = (partition, cursor)
             retry = self._retries.get(key)
             limit = self.stmt.effective_max_offsets_per_batch_partition
             if retry is not None:
                 limit = retry.end - cursor
+            end_hint = retry.end if retry else end
             started = time.monotonic()
+            chunks: Generator[PartitionData, None, None] | None = None
             try:
-                data = extractor.read(partition, cursor, limit,
-                                      end_hint=retry.end if retry else end)
+                if chunked:
+                    chunks = extractor.read_chunks(
+                        partition, cursor, limit, end_hint=end_hint,
+                        chunk_messages=self.settings.chunk_messages,
+                        chunk_bytes=self.settings.chunk_bytes)
+                    data = next(chunks)
+                else:
+                    data = extractor.read(partition, cursor, limit, end_hint=end_hint)
             except Exception as exc:  # noqa: BLE001 - any broker failure fails this range
+                if chunks is not None:
+                    chunks.close()
                 error = ExtractError(str(exc), pipeline=plan.name, topic=plan.topic,
-                                     partition=partition, start=cursor,
-                                     end=retry.end if retry else end)
+                                     partition=partition, start=cursor, end=end_hint)
                 failed = self._count_failure(control, key, retry or _Retry(end), error, batch_id)
                 if failed.fatal:
                     return failed
                 round_.extract_failures += 1
                 continue
-            datas.append((data, time.monotonic() - started))
-        if not datas:
+            seconds = time.monotonic() - started
+            attempt = self._retries.get(key, _Retry(data.end)).attempts + 1
+            if chunks is None:
+                futures.append(executor.submit(
+                    self._run_one, pool, data, batch_id, attempt, seconds, stop))
+                continue
+            feed = ChunkFeed(partition, cursor, min(cursor + limit, end_hint), data)
+            futures.append(executor.submit(
+                self._run_one, pool, feed, batch_id, attempt, seconds, stop))
+            self._read_rest(chunks, feed, stop)
+        if not futures:
             round_.failed = True  # every read failed: no batch ran
             return round_
-        futures = []
-        for data, seconds in datas:
-            attempt = self._retries.get((data.partition, data.start), _Retry(data.end)).attempts + 1
-            futures.append(executor.submit(
-                self._run_one, pool, data, batch_id, attempt, seconds, stop))
         for future in futures:
             result = future.result()
             round_.results.append(result)
@@ -243,9 +262,42 @@ class PipelineRunner:
                         return round_
         return round_
 
+    def _read_rest(
+        self, chunks: Generator[PartitionData, None, None], feed: ChunkFeed, stop: threading.Event
+    ) -> None:
+        """The reader's side of a chunked batch partition: read each next chunk once a slot is
+        free, while the batch thread loads the one before; a read failure fails the range."""
+        plan = self.plan
+        try:
+            while feed.reserve(stop):
+                try:
+                    feed.put(next(chunks))
+                except StopIteration:
+                    feed.close()
+                    return
+            feed.cancel()  # STOP, or the batch thread gave up (then nobody listens)
+        except Exception as exc:  # noqa: BLE001 - a broker failure mid-range fails the range
+            feed.close(ExtractError(str(exc), pipeline=plan.name, topic=plan.topic,
+                                    partition=feed.range.partition, start=feed.range.start,
+                                    end=feed.range.end))
+        finally:
+            feed.cancel()  # no-op unless something above escaped: never leave the loader waiting
+            chunks.close()
+
     def _run_one(
-        self, pool: queue.Queue[Any], data: PartitionData, batch_id: int, attempt: int,
-        extract_seconds: float, stop: threading.Event,
+        self, pool: queue.Queue[Any], data: PartitionData | ChunkFeed, batch_id: int,
+        attempt: int, extract_seconds: float, stop: threading.Event,
+    ) -> PartitionResult:
+        try:
+            return self._run_with_connection(pool, data, batch_id, attempt, extract_seconds,
+                                             stop)
+        finally:
+            if isinstance(data, ChunkFeed):
+                data.abandoned.set()  # even if no connection could be had: the reader stops
+
+    def _run_with_connection(
+        self, pool: queue.Queue[Any], data: PartitionData | ChunkFeed, batch_id: int,
+        attempt: int, extract_seconds: float, stop: threading.Event,
     ) -> PartitionResult:
         try:
             conn = pool.get_nowait()

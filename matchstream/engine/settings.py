@@ -35,6 +35,13 @@ DEFAULT_BATCHES_TO_KEEP = 1000
 # The runner trims PIPELINES_BATCHES after this many batches, so the table holds at most
 # BATCHES_TO_KEEP + TRIM_EVERY_BATCHES batches per pipeline while a DELETE runs only now and then.
 DEFAULT_TRIM_EVERY_BATCHES = 50
+# Without a transform a batch partition is read and loaded in chunks that overlap (batch.py):
+# a chunk is handed to the loader at this many messages or bytes, whichever comes first. At most
+# two chunks of a partition are in memory. 50,000 messages keep the per-chunk LOAD DATA overhead
+# small; the byte cap bounds memory for large messages. Read by from_config at call time, so a
+# test may patch the module constants.
+DEFAULT_CHUNK_MESSAGES = 50_000
+DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,8 @@ class EngineSettings:
     max_parallel_partitions: int = DEFAULT_MAX_PARALLEL_PARTITIONS
     batches_to_keep: int = DEFAULT_BATCHES_TO_KEEP
     trim_every_batches: int = DEFAULT_TRIM_EVERY_BATCHES
+    chunk_messages: int = DEFAULT_CHUNK_MESSAGES
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
 
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> EngineSettings:
@@ -57,6 +66,8 @@ class EngineSettings:
             "work_dir": base / "work",
             "unpack_dir": base / "transforms",
             "transform_timeout_s": config.transform_timeout_s,
+            "chunk_messages": DEFAULT_CHUNK_MESSAGES,
+            "chunk_bytes": DEFAULT_CHUNK_BYTES,
         }
         values.update(overrides)
         return cls(**values)

@@ -74,7 +74,8 @@ def test_failed_extraction_round_is_no_batch_and_waits_the_retry_delay(
     _pipeline(env)
     env.produce(_rows(0, 5))
     calls: list[float] = []
-    real_read = Extractor.read
+    # Without a transform the runner reads through read_chunks (batch.ChunkFeed).
+    real_read = Extractor.read_chunks
 
     def flaky_read(self: Extractor, *args: Any, **kwargs: Any) -> Any:
         calls.append(time.monotonic())
@@ -82,7 +83,7 @@ def test_failed_extraction_round_is_no_batch_and_waits_the_retry_delay(
             raise KafkaStalled("simulated broker failure")
         return real_read(self, *args, **kwargs)
 
-    monkeypatch.setattr(Extractor, "read", flaky_read)
+    monkeypatch.setattr(Extractor, "read_chunks", flaky_read)
     result = env.sql("START PIPELINE p FOREGROUND LIMIT 1 BATCHES")
     assert isinstance(result, Message) and result.rowcount == 5
     assert env.count("t") == 5
