@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_MAX_RETRIES_PER_BATCH_PARTITION",
     "DEFAULT_STOP_ON_ERROR",
     "AlterAction",
+    "OptionAction",
     "AlterPipeline",
     "ClearPipelineErrors",
     "ColumnItem",
@@ -319,46 +320,82 @@ class SetOffsets:
 class SetBatchInterval:
     milliseconds: int
 
+    def apply(self, definition: CreatePipeline) -> CreatePipeline:
+        return replace(definition, batch_interval=self.milliseconds)
+
 
 @dataclass(frozen=True)
 class SetMaxPartitionsPerBatch:
     value: int
+
+    def apply(self, definition: CreatePipeline) -> CreatePipeline:
+        return replace(definition, max_partitions_per_batch=self.value)
 
 
 @dataclass(frozen=True)
 class SetMaxRetriesPerBatchPartition:
     value: int
 
+    def apply(self, definition: CreatePipeline) -> CreatePipeline:
+        return replace(definition, max_retries_per_batch_partition=self.value)
+
 
 @dataclass(frozen=True)
 class SetMaxOffsetsPerBatchPartition:
     value: int
+
+    def apply(self, definition: CreatePipeline) -> CreatePipeline:
+        return replace(definition, max_offsets_per_batch_partition=self.value)
 
 
 @dataclass(frozen=True)
 class SetConfig:
     config: str  # JSON object text
 
+    def apply(self, definition: CreatePipeline) -> CreatePipeline:
+        return replace(definition, config=self.config)
+
 
 @dataclass(frozen=True)
 class SetCredentials:
     credentials: str  # JSON object text
+
+    def apply(self, definition: CreatePipeline) -> CreatePipeline:
+        return replace(definition, credentials=self.credentials)
 
 
 @dataclass(frozen=True)
 class SetTransform:
     transform: TransformSpec
 
+    def apply(self, definition: CreatePipeline) -> CreatePipeline:
+        return replace(definition, transform=self.transform)
+
 
 @dataclass(frozen=True)
 class SetStopOnError:
     value: bool | None  # None = STOP_ON_ERROR NONE: fall back to the global default
+
+    def apply(self, definition: CreatePipeline) -> CreatePipeline:
+        return replace(definition, stop_on_error=self.value)
 
 
 @dataclass(frozen=True)
 class ReloadTransform:
     pass
 
+
+# The ALTER actions that set one option of the stored definition; each knows its field.
+OptionAction = (
+    SetBatchInterval
+    | SetMaxPartitionsPerBatch
+    | SetMaxRetriesPerBatchPartition
+    | SetMaxOffsetsPerBatchPartition
+    | SetConfig
+    | SetCredentials
+    | SetTransform
+    | SetStopOnError
+)
 
 AlterAction = (
     SetOffsets

@@ -276,22 +276,8 @@ def _alter(ctx: _Context, stmt: ast.AlterPipeline) -> Result:
         if isinstance(action, ast.SetOffsets):
             _set_offsets(ctx, row, definition, action)
             continue
-        if isinstance(action, ast.SetBatchInterval):
-            definition = replace(definition, batch_interval=action.milliseconds)
-        elif isinstance(action, ast.SetMaxPartitionsPerBatch):
-            definition = replace(definition, max_partitions_per_batch=action.value)
-        elif isinstance(action, ast.SetMaxRetriesPerBatchPartition):
-            definition = replace(definition, max_retries_per_batch_partition=action.value)
-        elif isinstance(action, ast.SetMaxOffsetsPerBatchPartition):
-            definition = replace(definition, max_offsets_per_batch_partition=action.value)
-        elif isinstance(action, ast.SetConfig):
-            definition = replace(definition, config=action.config)
-        elif isinstance(action, ast.SetCredentials):
-            definition = replace(definition, credentials=action.credentials)
-        elif isinstance(action, ast.SetTransform):
-            definition = replace(definition, transform=action.transform)
-        elif isinstance(action, ast.SetStopOnError):
-            definition = replace(definition, stop_on_error=action.value)
+        if isinstance(action, ast.OptionAction):
+            definition = action.apply(definition)
         elif not isinstance(action, ast.ReloadTransform):
             raise EngineError(f"ALTER action {type(action).__name__} is not supported")
         changed = True

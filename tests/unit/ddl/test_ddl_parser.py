@@ -251,3 +251,25 @@ def test_long_snippets_are_shortened():
 def test_render_rejects_non_nodes():
     with pytest.raises(TypeError):
         render("DROP PIPELINE p")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("action", "field", "value"),
+    [
+        (ast.SetBatchInterval(7), "batch_interval", 7),
+        (ast.SetMaxPartitionsPerBatch(2), "max_partitions_per_batch", 2),
+        (ast.SetMaxRetriesPerBatchPartition(3), "max_retries_per_batch_partition", 3),
+        (ast.SetMaxOffsetsPerBatchPartition(9), "max_offsets_per_batch_partition", 9),
+        (ast.SetConfig('{"client.id": "x"}'), "config", '{"client.id": "x"}'),
+        (ast.SetCredentials('{"sasl.username": "u"}'), "credentials", '{"sasl.username": "u"}'),
+        (ast.SetTransform(ast.TransformSpec("file:///t.py", "", "")), "transform",
+         ast.TransformSpec("file:///t.py", "", "")),
+        (ast.SetStopOnError(False), "stop_on_error", False),
+    ],
+)
+def test_each_option_action_sets_exactly_its_field(action, field, value):
+    base = create(KAFKA + "INTO TABLE t")
+    changed = action.apply(base)
+    assert getattr(changed, field) == value
+    assert {f for f in vars(base) if getattr(base, f) != getattr(changed, f)} == {field}
+    assert isinstance(action, ast.OptionAction)
