@@ -61,9 +61,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from matchstream.ml.trainer_link import stop_trainer
     from matchstream.stack import Stack
 
-    stopped = Stack(_config(args)).down()
+    config = _config(args)
+    stopped = Stack(config).down()
+    # The warm trainer of the local model directory would exit when idle; down means now.
+    if stop_trainer(config.state_dir / "models"):
+        stopped.append("trainer")
     print("stopped " + ", ".join(stopped) if stopped else "nothing was running")
     return 0
 
@@ -76,6 +81,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     for r in rows:
         pid = str(r.pid) if r.pid else "-"
         print(f"{r.name:<10} {r.address:<18} {pid:>8}  {'yes' if r.answers else 'no':<7}  {r.note}")
+    # The warm trainer is not part of the stack: it starts with a training batch and exits
+    # when idle, so its absence is not a fault and does not change the exit status.
+    from matchstream.ml.trainer_link import trainer_pid
+
+    model_dir = _config(args).state_dir / "models"
+    trainer = trainer_pid(model_dir)
+    print(f"{'trainer':<10} {'-':<18} {trainer or '-':>8}  {'yes' if trainer else 'no':<7}  "
+          "warm trainer "
+          f"of {model_dir} (started by train.py, exits when idle)")
     silent = [r.name for r in rows if not r.answers]
     if silent:
         print(
@@ -273,7 +287,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_stack_flags(demo)
     demo.set_defaults(func=cmd_demo)
+    from matchstream.model_command import add_parser as add_model_parser
+
+    add_model_parser(sub, _add_stack_flags)
+    _whole_option_names_only(parser)
     return parser
+
+
+def _whole_option_names_only(parser: argparse.ArgumentParser) -> None:
+    """No prefix matching anywhere (``--db 5`` must not mean ``--db-port 5``); argparse reads
+    ``allow_abbrev`` at parse time, so setting it on every sub-parser here is enough."""
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _whole_option_names_only(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -282,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prepend_interpreter(os.environ)
     try:
+        if args.command == "model":
+            return int(args.func(args, _config(args)))
         return int(args.func(args))
     except MatchstreamError as exc:
         print(f"matchstream {args.command}: error: {exc}", file=sys.stderr)

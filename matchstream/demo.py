@@ -27,6 +27,7 @@ from typing import Any
 from matchstream.config import Config, project_root
 from matchstream.db import connect
 from matchstream.errors import MatchstreamError
+from matchstream.ml.trainer_link import stop_trainer
 
 __all__ = ["DemoError", "DemoOptions", "run_demo", "summary"]
 
@@ -78,7 +79,9 @@ def reset(config: Config, emit: Callable[[str], None]) -> None:
             variables=default_variables(config),
             emit=lambda _t: None,
         )
-    shutil.rmtree(Path(default_variables(config)["MODEL_DIR"]), ignore_errors=True)
+    model_dir = Path(default_variables(config)["MODEL_DIR"])
+    stop_trainer(model_dir)  # its versions are about to go; a new one starts with the next batch
+    shutil.rmtree(model_dir, ignore_errors=True)
     broker = Broker(config)
     broker.delete_topics(PROJECT_TOPICS)
     broker.ensure_topics(PROJECT_TOPICS, config.topic_partitions)

@@ -45,7 +45,7 @@ while True:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(allow_abbrev=False)
     parser.add_argument("--messages", type=int, default=200_000)
     args = parser.parse_args()
     n = args.messages

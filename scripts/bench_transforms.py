@@ -89,7 +89,7 @@ def process_seconds(cmd: list[str], stdin: bytes) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="transform benchmark")
+    parser = argparse.ArgumentParser(description="transform benchmark", allow_abbrev=False)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sizes", default="100,1000,100000")
     args = parser.parse_args(argv)

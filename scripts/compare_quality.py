@@ -46,7 +46,7 @@ def run(script: str, args: list[str], payloads: list[bytes]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="streaming vs offline ROC AUC")
+    parser = argparse.ArgumentParser(description="streaming vs offline ROC AUC", allow_abbrev=False)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--tolerance", type=float, default=0.01)
     args = parser.parse_args(argv)

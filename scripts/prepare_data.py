@@ -129,7 +129,7 @@ def build_spec(train: pd.DataFrame, numeric: list[str], carried: list[str]) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--raw", type=Path, default=RAW)
     parser.add_argument("--out", type=Path, default=ROOT / "data")
     args = parser.parse_args(argv)

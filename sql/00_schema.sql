@@ -27,8 +27,26 @@ CREATE TABLE IF NOT EXISTS training_metrics (
     trained_at           DATETIME(6) NOT NULL,
     train_seconds        DOUBLE NOT NULL,
     skipped_rows         INT NOT NULL,
+    -- Lineage: the version this batch's model started from (NULL for the first) and the SHA-256
+    -- of the batch's framed input. A retried batch is recognised by it and reloads this same row.
+    parent_version       INT NULL,
+    input_fingerprint    CHAR(64) NULL,
     loaded_at            DATETIME(6) NULL,
     PRIMARY KEY (model_version)
+);
+
+-- What operators did to the model with `matchstream model` (rollback, pin, unpin). A rollback
+-- publishes a new version, a copy of an earlier one: that version is explained by its row here,
+-- every learned version by its row in training_metrics.
+CREATE TABLE IF NOT EXISTS model_actions (
+    action_id      BIGINT NOT NULL AUTO_INCREMENT,
+    action         VARCHAR(16) NOT NULL,
+    model_version  INT NULL,
+    source_version INT NULL,
+    live_before    INT NULL,
+    acted_at       DATETIME(6) NOT NULL,
+    note           VARCHAR(255) NULL,
+    PRIMARY KEY (action_id)
 );
 
 -- One row per scored date: the newest prediction for it (the scoring pipeline REPLACEs).

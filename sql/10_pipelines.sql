@@ -9,7 +9,8 @@
 USE speed_dating;
 
 -- Training: batches of at most 500 messages per partition; each batch is first scored by the
--- current model (metrics), then learned from, and saved as a new model version.
+-- current model (metrics), then learned from, and saved as a new model version, exactly once:
+-- a retried batch is recognised by its input fingerprint and reloads the same row.
 CREATE OR REPLACE PIPELINE training AS
 LOAD DATA KAFKA '${KAFKA}/training'
 BATCH_INTERVAL 500
@@ -20,7 +21,7 @@ FIELDS TERMINATED BY '\t'
 LINES TERMINATED BY '\n'
 (model_version, `rows`, positives, accuracy, accuracy_baseline, auc, auc_precision_recall,
  average_loss, `precision`, recall, f1, label_mean, prediction_mean, threshold, rows_seen_total,
- trained_at, train_seconds, skipped_rows)
+ trained_at, train_seconds, skipped_rows, parent_version, input_fingerprint)
 SET loaded_at = NOW(6);
 
 -- Scoring: small batches so predictions follow the newest model version closely. Until the first

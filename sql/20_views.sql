@@ -41,3 +41,16 @@ SELECT DATE_FORMAT(scored_at, '%Y-%m-%d %H:%i:00') AS minute,
        SUM(predicted)                               AS predicted_matches
 FROM predictions
 GROUP BY DATE_FORMAT(scored_at, '%Y-%m-%d %H:%i:00');
+
+-- Where every model version came from: learned from a batch (its metrics row) or published by a
+-- rollback (its model_actions row). "Which batch made version N, from which parent" is a WHERE.
+CREATE OR REPLACE VIEW model_lineage AS
+SELECT m.model_version, m.parent_version, 'learned' AS kind, m.input_fingerprint,
+       m.`rows`, m.rows_seen_total, m.auc, m.trained_at AS created_at
+FROM training_metrics m
+UNION ALL
+SELECT a.model_version, a.source_version AS parent_version, 'rollback' AS kind,
+       NULL AS input_fingerprint, 0 AS `rows`, NULL AS rows_seen_total, NULL AS auc,
+       a.acted_at AS created_at
+FROM model_actions a
+WHERE a.action = 'rollback';

@@ -3,7 +3,9 @@ tests, started once and torn down at the end, so a developer's own stack is neve
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,3 +56,47 @@ def cli_env(stack_config: Config) -> dict[str, str]:
         MATCHSTREAM_DB_PORT=str(stack_config.db_port),
     )
     return env
+
+
+# Warm trainers (matchstream.ml.trainer) started by train.py in a test live in their own session
+# and would outlive the test: they get a short idle exit, and the session stops every one still
+# serving a directory under its temporary root, so no TensorFlow process outlives the run.
+TEST_TRAINER_IDLE_SECONDS = "20"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_trainers_end_with_the_session(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    os.environ.setdefault("MATCHSTREAM_TRAINER_IDLE_SECONDS", TEST_TRAINER_IDLE_SECONDS)
+    root = tmp_path_factory.getbasetemp()
+    yield
+    stop_trainers_under(root)
+
+
+def trainer_pids_under(root: Path) -> dict[int, Path]:
+    """``pid -> model dir`` of every warm trainer serving a directory below ``root``."""
+    found: dict[int, Path] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"matchstream.ml.trainer" not in argv or b"--model-dir" not in argv:
+            continue
+        model_dir = Path(os.fsdecode(argv[argv.index(b"--model-dir") + 1]))
+        if root in model_dir.parents:
+            found[int(proc.name)] = model_dir
+    return found
+
+
+def stop_trainers_under(root: Path) -> None:
+    from matchstream.ml.trainer_link import stop_trainer
+
+    for pid, model_dir in trainer_pids_under(root).items():
+        stop_trainer(model_dir, timeout=5)
+        if Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

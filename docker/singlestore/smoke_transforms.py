@@ -15,11 +15,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 # SingleStore frames every Kafka message with an 8-byte length (native unsigned long, which is
@@ -35,6 +37,31 @@ SCORE_COLUMNS = 5
 
 # How long one transform may take; a TF import on an emulated CPU is slow but not minutes.
 TIMEOUT_S = 300
+
+# The warm trainer train.py starts exits after this long without a batch; the smoke waits for it
+# so that the build step leaves no process behind.
+TRAINER_IDLE_S = 2.0
+
+# Metrics columns that hold the wall clock (trained_at, train_seconds): they differ between runs.
+CLOCK_FIELDS = (15, 16)
+
+
+def without_clock(row: str) -> list[str]:
+    return [v for i, v in enumerate(row.split("\t")) if i not in CLOCK_FIELDS]
+
+
+def wait_trainer_gone(model_dir: Path, timeout: float = 60.0) -> None:
+    """The trainer holds ``.trainer.lock`` while it lives: wait until the lock is free."""
+    deadline = time.monotonic() + timeout
+    with open(model_dir / ".trainer.lock", "a+b") as lock:
+        while True:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("smoke: the warm trainer did not exit when idle") from None
+                time.sleep(0.1)
 
 
 def framed_rows(csv_path: Path, rows: int) -> tuple[bytes, int]:
@@ -59,7 +86,7 @@ def run_transform(script: Path, args: list[str], stdin: bytes, env: dict[str, st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--transforms", type=Path, required=True, help="dir of train.py, score.py")
     parser.add_argument("--features", type=Path, required=True, help="the feature spec JSON")
     parser.add_argument("--data", type=Path, required=True, help="dir of train.csv and score.csv")
@@ -71,14 +98,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     env = {} if args.path is None else {"PATH": args.path}
 
-    with tempfile.TemporaryDirectory(prefix="matchstream-smoke-") as model_dir:
+    with tempfile.TemporaryDirectory(prefix="matchstream-smoke-") as tmp:
+        model_dir = os.path.join(tmp, "models")
         common = ["--model-dir", model_dir]
         train_in, _ = framed_rows(args.data / "train.csv", ROWS)
-        metrics = run_transform(
-            args.transforms / "train.py", [*common, "--spec", str(args.features)], train_in, env
-        )
+        # The warm path, as SingleStore runs it: train.py starts the directory's trainer.
+        warm = ["--spec", str(args.features), "--trainer-idle", f"{TRAINER_IDLE_S:g}"]
+        metrics = run_transform(args.transforms / "train.py", [*common, *warm], train_in, env)
         if len(metrics) != 1:
             raise SystemExit(f"smoke: train.py printed {len(metrics)} rows, expected 1 metrics row")
+        # A retried batch is recognised and its row printed again, byte for byte.
+        again = run_transform(args.transforms / "train.py", [*common, *warm], train_in, env)
+        if again != metrics:
+            raise SystemExit("smoke: train.py learnt a retried batch again")
+        # The in-process path gives the same row (the clock columns aside).
+        cold = run_transform(args.transforms / "train.py",
+                             ["--model-dir", os.path.join(tmp, "cold"), "--spec",
+                              str(args.features), "--trainer", "cold"], train_in, env)
+        if without_clock(cold[0]) != without_clock(metrics[0]):
+            raise SystemExit(f"smoke: warm and cold rows differ:\n{metrics[0]}\n{cold[0]}")
 
         score_in, n_score = framed_rows(args.data / "score.csv", ROWS)
         predictions = run_transform(args.transforms / "score.py", common, score_in, env)
@@ -90,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             raise SystemExit(f"smoke: score.py row without {SCORE_COLUMNS} tab-separated fields: "
                              f"{bad[0]!r}")
-        if not os.listdir(model_dir):
+        if not os.path.isdir(os.path.join(model_dir, "versions")):
             raise SystemExit("smoke: train.py wrote no model version")
+        wait_trainer_gone(Path(model_dir))
 
     print(f"smoke: ok (train.py: 1 metrics row; score.py: {n_score} predictions)", file=sys.stderr)
     return 0

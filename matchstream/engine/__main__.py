@@ -22,7 +22,8 @@ from matchstream.errors import MatchstreamError
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m matchstream.engine",
-                                     description="Run the local pipeline engine.")
+                                     description="Run the local pipeline engine.",
+                                     allow_abbrev=False)
     for f in fields(Config):
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
                             help=f"overrides {Config.setting_name(f.name)}")

@@ -52,6 +52,7 @@ from typing import Any
 
 import pymysql
 
+from matchstream import faults
 from matchstream.ddl.ast import CreatePipeline
 from matchstream.engine import catalog
 from matchstream.engine.errors import (
@@ -70,7 +71,12 @@ from matchstream.engine.loader import (
     lines_of,
     load_file,
 )
-from matchstream.engine.transform_runner import ResolvedTransform, run_transform
+from matchstream.engine.transform_runner import (
+    ResolvedTransform,
+    TransformOutcome,
+    run_transform,
+)
+from matchstream.engine.transform_stream import TransformAborted, TransformStream
 
 __all__ = [
     "ChunkFeed", "Outcome", "PartitionResult", "PipelinePlan", "run_batch_partition",
@@ -148,8 +154,14 @@ def _error(
                start=data.start, end=data.end, **kw)
 
 
+# What the local engine tells a transform run by TEST PIPELINE, so that one with side effects
+# (train.py) can leave them out. SingleStore sets nothing of the kind (docs/model.md).
+DRY_RUN_ENV = {"MATCHSTREAM_DRY_RUN": "1"}
+
+
 def stage_input(
-    plan: PipelinePlan, data: PartitionData, *, cancelled: threading.Event | None = None
+    plan: PipelinePlan, data: PartitionData, *, cancelled: threading.Event | None = None,
+    dry_run: bool = False,
 ) -> StagedInput:
     """Step 1: write what ``LOAD DATA`` will read; raises TransformError if the transform fails."""
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, deleted by the caller
@@ -162,17 +174,10 @@ def stage_input(
             outcome = run_transform(
                 plan.transform, [m.value for m in data.messages], handle,
                 timeout_s=plan.transform_timeout_s, cancelled=cancelled,
+                extra_env=DRY_RUN_ENV if dry_run else None,
             )
         if not outcome.ok:
-            if outcome.timed_out:
-                code = CODE_TRANSFORM_TIMEOUT
-            elif outcome.returncode == 127 and "cannot start" in outcome.stderr_tail:
-                code = CODE_TRANSFORM_START
-            else:
-                code = TransformError.code
-            raise _error(TransformError, plan, data,
-                         outcome.failure_reason(plan.transform_timeout_s),
-                         code=code, stderr=outcome.stderr_tail)
+            raise _transform_error(plan, data, outcome)
         return StagedInput(path, True, outcome.stderr_tail, outcome.seconds)
     # Each message is one input line: a message not ending in the terminator gets one. Built
     # as one bytes object and written at once (a write per message cost more than LOAD DATA).
@@ -190,6 +195,90 @@ def stage_input(
         counts = [0, *(v.count(terminator) for v in values)]
         firsts = [1 + n for n in _running_sum(counts[:-1])]
     return StagedInput(path, False, message_first_lines=firsts, line_count=total)
+
+
+def _transform_error(plan: PipelinePlan, data: PartitionData,
+                     outcome: TransformOutcome) -> BatchPartitionError:
+    if outcome.timed_out:
+        code = CODE_TRANSFORM_TIMEOUT
+    elif outcome.returncode == 127 and "cannot start" in outcome.stderr_tail:
+        code = CODE_TRANSFORM_START
+    else:
+        code = TransformError.code
+    return _error(TransformError, plan, data, outcome.failure_reason(plan.transform_timeout_s),
+                  code=code, stderr=outcome.stderr_tail)
+
+
+@dataclass
+class _Progress:
+    """What a batch partition has consumed and produced so far (for its PIPELINES_BATCHES row)."""
+
+    end: int  # the end of the messages read so far
+    messages: int = 0
+    size: int = 0
+    transformed_bytes: int | None = None
+    transform_seconds: float | None = None
+
+    def count(self, chunk: PartitionData) -> None:
+        self.messages += len(chunk.messages)
+        self.size += chunk.size_bytes
+
+
+def _stages(plan: PipelinePlan, whole: PartitionData, chunks: Iterable[PartitionData],
+            cancelled: threading.Event | None,
+            progress: _Progress) -> Iterator[tuple[PartitionData, StagedInput]]:
+    """Step 1, as work files for step 2: ``(the messages it came from, the file)``."""
+    if plan.transform is not None:
+        yield from _transformed(plan, whole, chunks, cancelled, progress)
+        return
+    for chunk in chunks:
+        progress.count(chunk)
+        yield chunk, stage_input(plan, chunk, cancelled=cancelled)
+        progress.end = chunk.end
+
+
+def _transformed(plan: PipelinePlan, whole: PartitionData, chunks: Iterable[PartitionData],
+                 cancelled: threading.Event | None,
+                 progress: _Progress) -> Iterator[tuple[PartitionData, StagedInput]]:
+    """Step 1 with a transform: the range streams into it chunk by chunk as it is read, and its
+    output comes back as work files while it runs (:mod:`matchstream.engine.transform_stream`).
+    Nothing may commit before it has exited with status 0."""
+    assert plan.transform is not None
+
+    def payloads() -> Iterator[list[bytes]]:  # runs on the stream's feeder thread
+        for chunk in chunks:
+            progress.count(chunk)
+            yield [m.value for m in chunk.messages]
+            progress.end = chunk.end
+
+    spec = plan.spec
+    stream = TransformStream(
+        plan.transform, work_dir=plan.work_dir,
+        prefix=f"{plan.name}-p{whole.partition}-{whole.start}-",
+        terminator=spec.lines_terminated_by.encode(), escape=spec.escaped_by.encode(),
+        splittable=not spec.ignore_lines and not spec.enclosed_by,
+        timeout_s=plan.transform_timeout_s, cancelled=cancelled)
+    try:
+        outcome = stream.start(payloads())
+        if outcome is None:
+            progress.transformed_bytes = 0
+            try:
+                for output in stream.outputs():
+                    progress.transformed_bytes += output.path.stat().st_size
+                    yield whole, StagedInput(output.path, True, line_count=output.lines)
+            except TransformAborted:
+                pass  # finish() says why: timeout or STOP
+            outcome = stream.finish()
+        if isinstance(stream.source_error, _Cancelled | BatchPartitionError):
+            raise stream.source_error  # STOP seen by the reader, or an extract error
+        if outcome.cancelled:
+            raise _Cancelled
+        if not outcome.ok:
+            raise _transform_error(plan, whole, outcome)
+        progress.transform_seconds = outcome.seconds
+        faults.hit("engine.after_transform")
+    finally:
+        stream.close()
 
 
 def _running_sum(numbers: Iterable[int]) -> Iterator[int]:
@@ -337,24 +426,20 @@ def run_batch_partition(
     whole = data.range if isinstance(data, ChunkFeed) else data  # the bounds error rows name
     result = PartitionResult(whole.partition, whole.start, whole.end, Outcome.FAILED)
     staged: StagedInput | None = None
-    progress = PartitionData(whole.partition, whole.start, whole.start)  # end reached so far
-    rows = messages = size = lines_before = 0
+    progress = _Progress(whole.start)
+    rows = lines_before = 0
     warnings: list[tuple[RowIssue, bytes | None]] = []  # accepted, numbered in the whole range
     begun = False
     try:
-        for chunk in (feed.chunks() if feed is not None else [whole]):
-            _remove(staged)  # the previous chunk's work file: loaded, its lines already read
-            staged = None
-            messages += len(chunk.messages)
-            size += chunk.size_bytes
-            staged = stage_input(plan, chunk, cancelled=cancelled)
+        chunks = feed.chunks() if feed is not None else [whole]
+        for chunk, staged in _stages(plan, whole, chunks, cancelled, progress):
             if cancelled is not None and cancelled.is_set():
                 raise _Cancelled
             if not begun:
                 conn.begin()  # once: a second BEGIN would commit the chunks before it
                 begun = True
             load = _load(conn, plan, whole, chunk, staged, lines_before)
-            # The chunk's accepted warnings with their lines, read now: its file goes next.
+            # The file's accepted warnings with their lines, read now: the file goes next.
             lines = lines_of(staged.path, plan.spec,
                              [i.line_number for i in load.warnings if i.line_number is not None])
             warnings += [(_shifted(i, lines_before),
@@ -362,7 +447,11 @@ def run_batch_partition(
                          for i in load.warnings]
             rows += load.rows_affected
             lines_before += staged.line_count
-            progress.end = chunk.end
+            _remove(staged)
+            staged = None
+        if not begun:  # a transform that printed nothing: the cursor still moves
+            conn.begin()
+            begun = True
         done = PartitionData(whole.partition, whole.start, progress.end)
         why_not = _guard(conn, plan, done)
         if why_not is None and cancelled is not None and cancelled.is_set():
@@ -377,7 +466,7 @@ def run_batch_partition(
         elapsed = time.time() - started
         catalog.insert_batch_row(
             conn, **_batch_row(plan, done, batch_id, attempt, "Succeeded", started, elapsed,
-                               extract_seconds, staged, rows, messages=messages, size=size),
+                               extract_seconds, progress, rows),
         )
         for issue, line in warnings:
             catalog.insert_error(
@@ -386,6 +475,7 @@ def run_batch_partition(
                 line_number=issue.line_number, batch_id=batch_id,
                 partition=done.partition, start=done.start, end=done.end,
             )
+        faults.hit("engine.before_commit")
         conn.commit()
         result.outcome = Outcome.COMMITTED
         result.end = done.end
@@ -399,8 +489,8 @@ def run_batch_partition(
     except BatchPartitionError as exc:
         _safe_rollback(conn)
         result.error = exc
-        _record_failure(conn, plan, whole, batch_id, attempt, started, extract_seconds, staged,
-                        exc, messages=messages, size=size)
+        _record_failure(conn, plan, whole, batch_id, attempt, started, extract_seconds, progress,
+                        exc)
         return result
     except pymysql.MySQLError as exc:  # deadlock, lock wait timeout, lost connection...
         _safe_rollback(conn)
@@ -408,8 +498,8 @@ def run_batch_partition(
         error = _error(LoadError, plan, whole, f"database error while committing: {exc}",
                        code=args[0] if args and isinstance(args[0], int) else None)
         result.error = error
-        _record_failure(conn, plan, whole, batch_id, attempt, started, extract_seconds, staged,
-                        error, messages=messages, size=size)
+        _record_failure(conn, plan, whole, batch_id, attempt, started, extract_seconds, progress,
+                        error)
         return result
     finally:
         if feed is not None:
@@ -423,7 +513,9 @@ def _load(
 ) -> LoadResult:
     """Step 2 for one work file, inside the open transaction; a rejected line raises."""
     try:
-        return load_file(conn, staged.path, plan.spec)
+        result = load_file(conn, staged.path, plan.spec)
+        faults.hit("engine.after_load")  # its "error" action fails the load, as a bad row would
+        return result
     except RowRejected as exc:
         raise _rejected_error(plan, whole, chunk, staged, exc, lines_before) from None
     except Exception as exc:  # a MariaDB error for the whole statement (no such table...)
@@ -436,12 +528,9 @@ def _load(
 
 def _batch_row(
     plan: PipelinePlan, data: PartitionData, batch_id: int, attempt: int, state: str,
-    started: float, elapsed: float, extract_seconds: float, staged: StagedInput | None,
-    rows: int | None, *, messages: int, size: int,
+    started: float, elapsed: float, extract_seconds: float, progress: _Progress,
+    rows: int | None,
 ) -> dict[str, Any]:
-    transformed = None
-    if staged is not None and staged.path.exists():
-        transformed = staged.path.stat().st_size
     return {
         "DATABASE_NAME": plan.database,
         "PIPELINE_NAME": plan.name,
@@ -456,11 +545,12 @@ def _batch_row(
         "BATCH_EARLIEST_OFFSET": data.start,
         "BATCH_LATEST_OFFSET": data.end,
         "BATCH_PARTITION_TIME": elapsed,
-        "BATCH_PARTITION_EXTRACTED_BYTES": size,
-        "BATCH_PARTITION_TRANSFORMED_BYTES": transformed if plan.transform else None,
+        "BATCH_PARTITION_EXTRACTED_BYTES": progress.size,
+        "BATCH_PARTITION_TRANSFORMED_BYTES": progress.transformed_bytes,
         "BATCH_PARTITION_EXTRACTOR_WAIT_TIME": extract_seconds,
-        "BATCH_PARTITION_TRANSFORM_WAIT_TIME": staged.transform_seconds if staged else None,
-        "BATCH_PARTITION_MESSAGES": messages,
+        "BATCH_PARTITION_TRANSFORM_WAIT_TIME": (progress.transform_seconds if plan.transform
+                                                else 0.0),
+        "BATCH_PARTITION_MESSAGES": progress.messages,
         "ATTEMPT": attempt,
     }
 
@@ -486,8 +576,7 @@ def record_error(
 
 def _record_failure(
     conn: Any, plan: PipelinePlan, data: PartitionData, batch_id: int, attempt: int,
-    started: float, extract_seconds: float, staged: StagedInput | None,
-    exc: BatchPartitionError, *, messages: int, size: int,
+    started: float, extract_seconds: float, progress: _Progress, exc: BatchPartitionError,
 ) -> None:
     """One Error row and one Failed batch row per failed attempt, committed on their own."""
     try:
@@ -495,8 +584,7 @@ def _record_failure(
         record_error(conn, plan, exc, batch_id=batch_id)
         catalog.insert_batch_row(
             conn, **_batch_row(plan, data, batch_id, attempt, "Failed", started,
-                               time.time() - started, extract_seconds, staged, None,
-                               messages=messages, size=size),
+                               time.time() - started, extract_seconds, progress, None),
         )
         conn.commit()
     except Exception:  # noqa: BLE001 - losing the error row must not lose the error itself

@@ -67,7 +67,7 @@ MAX_LINE_BYTES = 64 * 1024
 _Q = quote_identifier(CATALOG_SCHEMA)
 # The tables holding a pipeline's rows, each keyed by DATABASE_NAME and PIPELINE_NAME.
 CATALOG_TABLES = ("pipeline_registry", "PIPELINES_CURSORS", "PIPELINES_BATCHES",
-                  "PIPELINES_ERRORS")
+                  "PIPELINES_ERRORS", "batch_plans")
 
 _DDL = [
     f"CREATE DATABASE IF NOT EXISTS {_Q}",
@@ -98,6 +98,18 @@ _DDL = [
         `SUCCESSFUL_CURSOR_OFFSET` BIGINT NOT NULL,
         `UPDATED_UNIX_TIMESTAMP` DOUBLE NOT NULL,
         `EXTRA_FIELDS` TEXT NULL,
+        PRIMARY KEY (`DATABASE_NAME`, `PIPELINE_NAME`, `SOURCE_PARTITION_ID`)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # The range a batch partition was planned with, recorded before its transform runs: after a
+    # crash, a STOP or a restart, the range at that cursor is read again with the same end, so a
+    # transform with side effects (train.py) sees the same input on every try. Valid only while
+    # START_OFFSET equals the partition's cursor.
+    f"""CREATE TABLE IF NOT EXISTS {_Q}.`batch_plans` (
+        `DATABASE_NAME` VARCHAR(64) NOT NULL,
+        `PIPELINE_NAME` VARCHAR(64) NOT NULL,
+        `SOURCE_PARTITION_ID` VARCHAR(64) NOT NULL,
+        `START_OFFSET` BIGINT NOT NULL,
+        `END_OFFSET` BIGINT NOT NULL,
         PRIMARY KEY (`DATABASE_NAME`, `PIPELINE_NAME`, `SOURCE_PARTITION_ID`)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
     f"""CREATE TABLE IF NOT EXISTS {_Q}.`PIPELINES_BATCHES` (
@@ -422,6 +434,25 @@ def put_cursor(
             "`UPDATED_UNIX_TIMESTAMP` = VALUES(`UPDATED_UNIX_TIMESTAMP`)",
             [database, name, str(partition), earliest, latest, cursor, cursor, now],
         )
+
+
+def get_plans(conn: Any, database: str, name: str) -> dict[int, tuple[int, int]]:
+    """``partition -> (start, end)`` of the ranges planned and not known to be done."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT `SOURCE_PARTITION_ID`, `START_OFFSET`, `END_OFFSET` FROM {_Q}.`batch_plans` "
+            "WHERE `DATABASE_NAME` = %s AND `PIPELINE_NAME` = %s", [database, name])
+        return {int(p): (int(a), int(b)) for p, a, b in cur.fetchall()}
+
+
+def put_plan(conn: Any, database: str, name: str, partition: int, start: int, end: int) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {_Q}.`batch_plans` (`DATABASE_NAME`, `PIPELINE_NAME`, "
+            "`SOURCE_PARTITION_ID`, `START_OFFSET`, `END_OFFSET`) VALUES (%s, %s, %s, %s, %s) "
+            "ON DUPLICATE KEY UPDATE `START_OFFSET` = VALUES(`START_OFFSET`), "
+            "`END_OFFSET` = VALUES(`END_OFFSET`)",
+            [database, name, str(partition), start, end])
 
 
 def insert_batch_row(conn: Any, **values: Any) -> None:

@@ -8,7 +8,9 @@ One round (a *batch*), as SingleStore schedules it (docs/singlestore-pipelines.m
 2. Pick up to MAX_PARTITIONS_PER_BATCH partitions with data (round robin when there are more).
    None: the round is idle and the runner sleeps BATCH_INTERVAL ms.
 3. Read each partition's range ``[cursor, min(end, cursor + MAX_OFFSETS_PER_BATCH_PARTITION))``;
-   a range that failed before is read again with exactly the same bounds.
+   a range that failed before is read again with exactly the same bounds. With a transform the
+   range is recorded (``batch_plans``) before the transform runs, so the same holds after a
+   STOP or an engine crash: a transform with side effects sees the same input every time.
 4. Run the batch partitions in parallel (:func:`matchstream.engine.batch.run_batch_partition`).
 5. A failed range counts one attempt. After MAX_RETRIES_PER_BATCH_PARTITION attempts:
    STOP_ON_ERROR ON puts the pipeline in ``Error`` and ends the runner; OFF skips the range (the
@@ -197,15 +199,24 @@ class PipelineRunner:
             ready = (ready + ready)[start : start + parallel]
             self._rotation += parallel
         batch_id = catalog.next_batch_id(control, plan.pipeline_id)
-        # Without a transform the range is read in chunks that load while the next is read
-        # (batch.ChunkFeed). IGNORE n LINES applies to the start of the range only, so such a
-        # pipeline keeps one chunk (each LOAD DATA would skip n lines again).
-        chunked = plan.transform is None and not plan.spec.ignore_lines
+        # The range is read in chunks that load (or stream into the transform) while the next
+        # is read (batch.ChunkFeed). Without a transform, IGNORE n LINES applies to the start of
+        # the range only, so such a pipeline keeps one chunk (each LOAD DATA would skip n lines
+        # again); with one, the transform's output is what is loaded and cut (or not).
+        chunked = plan.transform is not None or not plan.spec.ignore_lines
         round_ = _Round()
         futures = []
+        # With a transform, a range is planned once and kept: read again with the same end after
+        # a failure, a STOP, or a crash of this engine (step 3).
+        plans = catalog.get_plans(control, plan.database, plan.name) if plan.transform else {}
+        control.commit()
         for partition, cursor, end in ready:
             key = (partition, cursor)
             retry = self._retries.get(key)
+            planned = plans.get(partition)
+            if retry is None and planned is not None and planned[0] == cursor \
+                    and cursor < planned[1] <= end:
+                retry = self._retries.setdefault(key, _Retry(planned[1]))
             limit = self.stmt.effective_max_offsets_per_batch_partition
             if retry is not None:
                 limit = retry.end - cursor
@@ -233,6 +244,10 @@ class PipelineRunner:
                 continue
             seconds = time.monotonic() - started
             attempt = self._retries.get(key, _Retry(data.end)).attempts + 1
+            if plan.transform is not None and plans.get(partition) != (cursor, data.end):
+                control.begin()
+                catalog.put_plan(control, plan.database, plan.name, partition, cursor, data.end)
+                control.commit()  # before the transform runs: its side effects see one range
             if chunks is None:
                 futures.append(executor.submit(
                     self._run_one, pool, data, batch_id, attempt, seconds, stop))

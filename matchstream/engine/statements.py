@@ -362,7 +362,7 @@ def _test(ctx: _Context, stmt: ast.TestPipeline) -> Result:
                 continue
             data = extractor.read(partition, start, limit, end_hint=marks[partition].high)
             limit -= len(data.messages)
-            staged = stage_input(plan, data)
+            staged = stage_input(plan, data, dry_run=True)
             try:
                 conn.begin()
                 try:

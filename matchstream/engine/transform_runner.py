@@ -24,7 +24,7 @@ import subprocess
 import tarfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -172,7 +172,7 @@ def resolve_transform(spec: TransformSpec, *, sql_dir: Path, unpack_dir: Path) -
     return ResolvedTransform(spec.uri, executable, spec.argv_tail())
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: get SIGKILL when the engine thread that started us dies (kill -9 included),
     so a killed engine never leaves transforms running against a closed pipe.
 
@@ -201,7 +201,7 @@ def _feed(stdin: IO[bytes], payloads: Sequence[bytes], state: dict[str, bool]) -
             pass
 
 
-def _drain_tail(stream: IO[bytes], sink: bytearray) -> None:
+def drain_tail(stream: IO[bytes], sink: bytearray) -> None:
     while True:
         chunk = stream.read(65536)
         if not chunk:
@@ -218,11 +218,13 @@ def run_transform(
     *,
     timeout_s: float,
     cancelled: threading.Event | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> TransformOutcome:
     """Run one transform process over ``payloads``; stdout is written to the ``stdout`` file.
 
     Steps as in the module docstring. ``cancelled`` (the pipeline is stopping) kills the process
-    like a timeout does; the caller then rolls the batch partition back.
+    like a timeout does; the caller then rolls the batch partition back. ``extra_env`` is added
+    to the engine's environment (TEST PIPELINE sets ``MATCHSTREAM_DRY_RUN=1``).
     """
     started = time.monotonic()
     try:
@@ -233,10 +235,11 @@ def run_transform(
             stderr=subprocess.PIPE,
             cwd=transform.executable.parent,
             start_new_session=True,
-            # preexec_fn runs in the forked child of a multi-threaded process; _die_with_parent
+            # preexec_fn runs in the forked child of a multi-threaded process; die_with_parent
             # calls only prctl through a pointer resolved at import (see _load_prctl).
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             close_fds=True,
+            env={**os.environ, **extra_env} if extra_env else None,
         )
     except OSError as exc:
         return TransformOutcome(
@@ -248,7 +251,7 @@ def run_transform(
     state: dict[str, bool] = {"abort": False}
     feeder = threading.Thread(target=_feed, args=(proc.stdin, payloads, state), daemon=True)
     err_buf = bytearray()
-    drainer = threading.Thread(target=_drain_tail, args=(proc.stderr, err_buf), daemon=True)
+    drainer = threading.Thread(target=drain_tail, args=(proc.stderr, err_buf), daemon=True)
     feeder.start()
     drainer.start()
     deadline = started + timeout_s

@@ -22,8 +22,8 @@ __all__ = ["load_model", "load_scorer", "score_batch", "score_payloads"]
 def load_model(store: ModelStore, *, wait_seconds: float = 0.0) -> tuple[int, dict[str, Any]]:
     """``(version, model.json)`` of the newest version; NoModelYet / ModelStoreError name it."""
     if wait_seconds > 0:
-        return store.wait_latest_model(wait_seconds)
-    return store.read_latest_model()
+        return store.wait_live_model(wait_seconds)
+    return store.read_live_model()
 
 
 def load_scorer(store: ModelStore, *, wait_seconds: float = 0.0) -> Any:

@@ -1,127 +1,271 @@
-"""One training batch, prequentially: score it, learn from it, publish a version, report.
+"""One training batch, prequentially and exactly once: score it, learn it, publish, report.
 
-``train_batch`` is the body of ``transforms/train.py``. Decoding happens before the lock and
-before TensorFlow is imported, so a bad batch fails in milliseconds and holds up no trainer.
+:class:`Trainer` is what ``transforms/train.py`` runs, in its own process (cold: one batch, then
+exit) or inside the warm trainer (:mod:`matchstream.ml.trainer`, many batches). Both call the
+same :meth:`Trainer.train` on the same bytes, so their outputs are identical; warm only keeps the
+TensorFlow model object (and its traced functions) between batches. A batch, in order:
+
+1. Fingerprint the framed input (SHA-256 of stdin as it arrived) and decode it, before the lock
+   and before TensorFlow is imported, so a bad batch fails in milliseconds and holds up no one.
+2. Take the store lock; finish what a killed trainer left (:meth:`ModelStore.recover`).
+3. If a retained version already learned this fingerprint, the batch is a retry (a failed LOAD,
+   a killed engine, STOP, TEST PIPELINE on SingleStore...): print that version's metrics row
+   byte for byte and change nothing. If a version learned exactly the first messages of this
+   batch (a retry that an engine re-planned longer after a crash), print that version's row
+   and go on with the rest of the messages only. Otherwise:
+4. Score the batch with the head version (LATEST) and compute the metrics: the parent has not
+   seen these rows, so they are honest held-out figures.
+5. Continue training from the parent's weights and Adam state, with class weights balanced on
+   the running totals; choose the threshold maximising F1 under the new weights.
+6. Publish version ``N`` with its lineage (parent, fingerprint, metrics row) and print the row.
+
+A dry run (``TEST PIPELINE`` on the local engine) does 1, 4 and 5 and prints the row it would
+load, without touching the model directory.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import io
 import json
-import os
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from matchstream import faults
+from matchstream.framing import HEADER, iter_frames
 from matchstream.ml.errors import ModelStoreError, SpecError
 from matchstream.ml.features import Batch, decode_batch
 from matchstream.ml.metrics import best_f1_threshold, evaluate
 from matchstream.ml.numpy_scorer import NumpyScorer, model_dict
 from matchstream.ml.rows import format_metrics, timestamp
 from matchstream.ml.spec import FeatureSpec
-from matchstream.ml.store import ModelStore
+from matchstream.ml.store import Lineage, ModelStore
+from matchstream.ml.tfimport import import_linear
+from matchstream.ml.train_protocol import TrainReply, TrainRequest
 
 if TYPE_CHECKING:
     from matchstream.ml.linear import LinearModel, TrainingParams
 
-__all__ = ["DEFAULT_THRESHOLD", "train_batch"]
+__all__ = ["DEFAULT_THRESHOLD", "Trainer", "fingerprint", "train_batch"]
 
 # The threshold of an untrained model, whose probabilities are all 0.5: it predicts "match" for
 # every row, which is what a model with no information and balanced class weights should do.
 DEFAULT_THRESHOLD = 0.5
 
 
-def train_batch(
-    payloads: Sequence[bytes], store: ModelStore, spec: FeatureSpec, *, skip_bad: bool = False,
-    params: TrainingParams | None = None,
-) -> str | None:
-    """Learn from one batch and return its metrics line (None when no row was usable)."""
-    batch = decode_batch(payloads, spec, with_label=True, skip_bad=skip_bad)
-    for bad in batch.skipped:
-        print(f"skipped: {bad}", file=sys.stderr)
-    if len(batch) == 0:
-        return None
-    linear = _import_linear()
-    store.ensure()
-    with store.lock():
-        parent = store.latest_version()
-        model, state = _load_parent(store, parent, spec, batch, linear, params)
+def fingerprint(raw: bytes) -> str:
+    """The identity of a batch: SHA-256 of its framed input, the only thing a transform sees
+    that is the same on every retry (on SingleStore too).
+
+    >>> fingerprint(b"")[:12]
+    'e3b0c44298fc'
+    """
+    return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass
+class _Head:
+    """The parent a batch learns from: its model and running totals."""
+
+    version: int | None
+    model: LinearModel
+    threshold: float
+    rows_seen_total: int
+    positives_seen_total: int
+
+
+@dataclass
+class Trainer:
+    """Trains batches on model stores; keeps one TensorFlow model per spec between calls."""
+
+    params: TrainingParams | None = None
+    _models: dict[str, tuple[LinearModel, dict[str, np.ndarray]]] = field(default_factory=dict)
+
+    def train(self, request: TrainRequest, *, on_replay: Callable[[str], None] | None = None
+              ) -> TrainReply:
+        """Steps 1-6 of the module docstring; MatchstreamError subclasses for bad input."""
+        spec = FeatureSpec.load(request.spec_path)
+        digest = fingerprint(request.raw)  # 1.
+        payloads = list(iter_frames(io.BytesIO(request.raw)))
+        batch = decode_batch(payloads, spec, with_label=True, skip_bad=request.skip_bad)
+        log = tuple(f"skipped: {bad}" for bad in batch.skipped)
+        if len(batch) == 0:
+            return TrainReply("", log)
+        store = ModelStore(request.model_dir, keep=request.keep)
+        if request.dry_run:
+            return self._dry_run(store, spec, batch, digest, log)
+        store.ensure()
+        with store.lock():
+            store.recover()  # 2.
+            learned = store.learned_lineages()
+            same = next((x for x in learned if x.input_fingerprint == digest), None)  # 3.
+            if same is not None:
+                note = (f"batch already learned by version {same.version} (input "
+                        f"{digest[:12]}): its metrics row again, the model unchanged")
+                if on_replay is not None:
+                    on_replay(f"replayed version {same.version} (input {digest[:12]})")
+                return TrainReply(same.metrics_row or "", (*log, note), same.version,
+                                  replayed=True)
+            replayed, rest = "", batch
+            prefix = _learned_prefix(learned, request.raw, len(payloads))
+            if prefix is not None:
+                # A retry that reads further than the first try did (an engine that re-planned
+                # the range after a crash): the first messages are that version's, the rest new.
+                old, count = prefix
+                replayed = old.metrics_row or ""
+                if on_replay is not None:
+                    on_replay(f"replayed version {old.version} for the first {count} messages "
+                              f"(input {digest[:12]})")
+                log = (*log, f"the first {count} messages were learned by version "
+                       f"{old.version}: its metrics row again, then the rest")
+                rest = decode_batch(payloads[count:], spec, with_label=True,
+                                    skip_bad=request.skip_bad)
+                if len(rest) == 0:
+                    return TrainReply(replayed, log, old.version, replayed=True)
+            version = store.next_version()
+            head = self._head(store, store.latest_version(), spec, rest)
+            files, row = self._learn(head, rest, version, digest, len(payloads),  # 4. and 5.
+                                     replayed=replayed)
+            faults.hit("trainer.after_learn")
+            store.publish(version, files)  # 6.
+        return TrainReply(replayed + row, log, version)
+
+    def _dry_run(self, store: ModelStore, spec: FeatureSpec, batch: Batch, digest: str,
+                 log: tuple[str, ...]) -> TrainReply:
+        """Steps 1, 4, 5 without the lock's file or a publish: the directory stays as it was."""
+        exists = store.path.is_dir()
+        learned = store.find_learned(digest) if exists else None
+        if learned is not None and learned.metrics_row is not None:
+            return TrainReply(learned.metrics_row, log, learned.version, replayed=True)
+        parent = store.latest_version() if exists else None
+        version = store.next_version() if exists else 1
+        head = self._head(store, parent, spec, batch)
+        _, row = self._learn(head, batch, version, digest, 0)
+        return TrainReply(row, (*log, "dry run: nothing published"), version)
+
+    # -- the maths -----------------------------------------------------------------------------
+
+    def _learn(self, head: _Head, batch: Batch, version: int, digest: str, messages: int, *,
+               replayed: str = "") -> tuple[dict[str, bytes], str]:
+        """Score (prequential metrics), learn, choose the threshold; the files and the row."""
+        model = head.model
         assert batch.labels is not None
         labels = batch.labels
         probs = model.predict_proba(batch.numeric, batch.categorical)
-        metrics = evaluate(labels, probs, state["threshold"])  # (a) test, before learning
+        metrics = evaluate(labels, probs, head.threshold)  # before learning: unseen rows
 
-        seen = state["rows_seen_total"] + len(batch)
-        positives = state["positives_seen_total"] + int(labels.sum())
+        seen = head.rows_seen_total + len(batch)
+        positives = head.positives_seen_total + int(labels.sum())
         w_neg, w_pos = _class_weights(seen, positives)
         weight = np.where(labels == 1, w_pos, w_neg)
         started = time.perf_counter()
-        version = max([parent or 0, *store.listed_versions()]) + 1
-        model.learn(batch.numeric, batch.categorical, labels, weight, seed=version)  # (b) train
+        model.learn(batch.numeric, batch.categorical, labels, weight, seed=version)
         train_seconds = time.perf_counter() - started
         new_probs = model.predict_proba(batch.numeric, batch.categorical)
-        threshold = best_f1_threshold(labels, new_probs, state["threshold"])
+        threshold = best_f1_threshold(labels, new_probs, head.threshold)
 
         trained_at = timestamp()
-        row = {**metrics, "model_version": version, "rows_seen_total": seen,
-               "trained_at": trained_at, "train_seconds": round(train_seconds, 6),
-               "skipped_rows": len(batch.skipped)}
-        model_state = model.get_state()
-        scorer_json = model_dict(model.spec, model_state["weights"].ravel(),
-                                 float(model_state["bias"][0]), threshold, version)
+        values = {**metrics, "model_version": version, "rows_seen_total": seen,
+                  "trained_at": trained_at, "train_seconds": round(train_seconds, 6),
+                  "skipped_rows": len(batch.skipped), "parent_version": head.version,
+                  "input_fingerprint": digest}
+        row = format_metrics(values)
+        state = model.get_state()
+        scorer_json = model_dict(model.spec, state["weights"].ravel(), float(state["bias"][0]),
+                                 threshold, version)
         metadata = {
             "version": version,
-            "parent_version": parent,
+            "parent_version": head.version,
             "created_at": trained_at,
             "rows_seen_total": seen,
             "positives_seen_total": positives,
             "threshold": threshold,
-            "batch_metrics": row,
-            "training": {"params": _params_dict(model.params),
+            "batch_metrics": values,
+            "training": {"params": asdict(model.params),
                          "class_weights": {"0": w_neg, "1": w_pos}},
             "spec": model.spec.to_dict(),
         }
         optimizer = io.BytesIO()
-        np.savez(optimizer, **model_state)  # type: ignore[arg-type]
-        store.publish(version, {  # (c) publish atomically
+        np.savez(optimizer, **state)  # type: ignore[arg-type]
+        lineage = Lineage(version, head.version, "learned", digest, replayed + row, trained_at,
+                          messages)
+        return {
             "model.json": _json(scorer_json),
             "metadata.json": _json(metadata),
             "optimizer.npz": optimizer.getvalue(),
-        })
-    return format_metrics(row)  # (d) the caller writes it
+            "lineage.json": lineage.to_json(),
+        }, row
+
+    def _head(self, store: ModelStore, parent: int | None, spec: FeatureSpec,
+              batch: Batch) -> _Head:
+        """The parent's model and totals: a fresh all-zero model without one. Loaded from disk
+        every time (a few milliseconds), so warm and cold start from the same bytes even after
+        a rollback or a batch that another trainer learnt."""
+        if parent is None:
+            if spec.needs_stats:
+                means = np.nanmean(batch.numeric, axis=0) if len(batch) else []
+                stds = np.nanstd(batch.numeric, axis=0) if len(batch) else []
+                spec = spec.with_stats(np.nan_to_num(means).tolist(),
+                                       np.nan_to_num(stds).tolist())
+            model, initial = self._model_for(spec)
+            model.set_state(initial)
+            return _Head(None, model, DEFAULT_THRESHOLD, 0, 0)
+        try:
+            scorer = NumpyScorer.from_dict(store.read_json(parent, "model.json"))
+            metadata = store.read_json(parent, "metadata.json")
+            with np.load(store.version_dir(parent) / "optimizer.npz") as npz:
+                saved = {k: npz[k] for k in npz.files}
+        except (OSError, KeyError, ValueError, SpecError) as exc:
+            raise ModelStoreError(f"cannot load parent version: {exc}",
+                                  path=store.version_dir(parent)) from exc
+        if _layout(scorer.spec) != _layout(spec):
+            raise SpecError(f"differs from the spec of model version {parent} in {store.path} "
+                            "(columns, features or vocabularies); train a new model directory",
+                            path="--spec")
+        model, _ = self._model_for(scorer.spec)
+        model.set_state(saved)
+        return _Head(parent, model, scorer.threshold, int(metadata["rows_seen_total"]),
+                     int(metadata["positives_seen_total"]))
+
+    def _model_for(self, spec: FeatureSpec) -> tuple[LinearModel, dict[str, np.ndarray]]:
+        """One model object per spec (constants included): building one costs a TensorFlow
+        trace per batch, which was most of a warm batch's time."""
+        key = json.dumps(spec.to_dict(), sort_keys=True)
+        if key not in self._models:
+            linear = import_linear()
+            model = linear.LinearModel(spec, self.params or linear.TrainingParams())
+            self._models[key] = (model, model.get_state())
+        return self._models[key]
 
 
-def _load_parent(store: ModelStore, parent: int | None, spec: FeatureSpec, batch: Batch,
-                 linear: Any, params: TrainingParams | None) -> tuple[LinearModel, dict[str, Any]]:
-    params = params or linear.TrainingParams()
-    if parent is None:
-        if spec.needs_stats:
-            means = np.nanmean(batch.numeric, axis=0) if len(batch) else []
-            stds = np.nanstd(batch.numeric, axis=0) if len(batch) else []
-            spec = spec.with_stats(np.nan_to_num(means).tolist(), np.nan_to_num(stds).tolist())
-        return linear.LinearModel(spec, params), {
-            "threshold": DEFAULT_THRESHOLD, "rows_seen_total": 0, "positives_seen_total": 0}
-    try:
-        scorer = NumpyScorer.from_dict(store.read_json(parent, "model.json"))
-        metadata = store.read_json(parent, "metadata.json")
-        with np.load(store.version_dir(parent) / "optimizer.npz") as npz:
-            saved = {k: npz[k] for k in npz.files}
-    except (OSError, KeyError, ValueError, SpecError) as exc:
-        raise ModelStoreError(f"cannot load parent version: {exc}",
-                              path=store.version_dir(parent)) from exc
-    if _layout(scorer.spec) != _layout(spec):
-        raise SpecError(f"differs from the spec of model version {parent} in {store.path} "
-                        "(columns, features or vocabularies); train a new model directory",
-                        path="--spec")
-    model = linear.LinearModel(scorer.spec, params)
-    model.set_state(saved)
-    return model, {"threshold": scorer.threshold,
-                   "rows_seen_total": int(metadata["rows_seen_total"]),
-                   "positives_seen_total": int(metadata["positives_seen_total"])}
+def _learned_prefix(learned: Sequence[Lineage], raw: bytes,
+                    messages: int) -> tuple[Lineage, int] | None:
+    """The version whose whole batch is the start of this one, and its message count."""
+    ends = _frame_ends(raw)
+    digests: dict[int, str] = {}
+    for lineage in learned:
+        count = lineage.messages
+        if count is None or not 0 < count < messages:
+            continue
+        if count not in digests:
+            digests[count] = fingerprint(raw[:ends[count - 1]])
+        if digests[count] == lineage.input_fingerprint:
+            return lineage, count
+    return None
+
+
+def _frame_ends(raw: bytes) -> list[int]:
+    """Byte offset after each frame of an already validated framed stream."""
+    ends, at = [], 0
+    while at < len(raw):
+        (size,) = HEADER.unpack_from(raw, at)
+        at += HEADER.size + size
+        ends.append(at)
+    return ends
 
 
 def _layout(spec: FeatureSpec) -> tuple[Any, ...]:
@@ -139,37 +283,15 @@ def _class_weights(seen: int, positives: int) -> tuple[float, float]:
     return seen / (2 * negatives), seen / (2 * positives)
 
 
-def _params_dict(params: Any) -> dict[str, Any]:
-    return {k: getattr(params, k) for k in ("learning_rate", "epochs", "minibatch", "l2", "seed")}
-
-
 def _json(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8")
 
 
-def _import_linear() -> Any:
-    """Import the TensorFlow module with stderr muted: TensorFlow's CUDA probe prints a line
-    before its logging settings apply, and that line would reach PIPELINES_ERRORS."""
-    with _muted_stderr():
-        from matchstream.ml import linear
-    return linear
+def train_batch(payloads: Sequence[bytes], store: ModelStore, spec_path: str, *,
+                skip_bad: bool = False) -> str:
+    """Learn one batch of payloads in this process (scripts and tests); returns the row."""
+    from matchstream.framing import encode_frames
 
-
-@contextlib.contextmanager
-def _muted_stderr() -> Iterator[None]:
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        sys.stderr.flush()
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
+    reply = Trainer().train(TrainRequest(encode_frames(payloads), str(store.path), spec_path,
+                                         keep=store.keep, skip_bad=skip_bad))
+    return reply.text

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import BinaryIO, TextIO
 
 from matchstream.errors import MatchstreamError
 from matchstream.framing import iter_frames
 from matchstream.ml.store import DEFAULT_KEEP
+from matchstream.ml.trainer import DEFAULT_IDLE_SECONDS
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "base_parser", "guard_stdout", "run"]
 
@@ -23,9 +24,14 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 1  # bad rows, bad framing, a missing or corrupt model directory or spec
 EXIT_USAGE = 2  # argparse's own code for wrong arguments
 
+ENV_TRAINER = "MATCHSTREAM_TRAINER"
+ENV_TRAINER_IDLE = "MATCHSTREAM_TRAINER_IDLE_SECONDS"
+ENV_DRY_RUN = "MATCHSTREAM_DRY_RUN"
+
 
 def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    # allow_abbrev=False: a pipeline's `--model x` must be an error, not `--model-dir x`.
+    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
     parser.add_argument("--model-dir", required=True, help="the shared model store directory")
     parser.add_argument("--on-bad-row", choices=("fail", "skip"), default="fail",
                         help="fail the batch (default) or leave bad rows out and count them")
@@ -41,6 +47,47 @@ def run(prog: str, body: Callable[[list[bytes]], str | None], stdin: BinaryIO,
     except MatchstreamError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if text:
+        stdout.write(text)
+        stdout.flush()
+    return EXIT_OK
+
+
+def train_parser(prog: str, environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """train.py's arguments; each default comes from its ``MATCHSTREAM_*`` variable if set
+    (an argument wins over the variable, the variable over the built-in default)."""
+    env = os.environ if environ is None else environ
+    parser = base_parser(prog, "Prequential training transform (test, then train), exactly "
+                         "once per batch.")
+    parser.add_argument("--spec", required=True, help="feature spec JSON (data/features.json)")
+    keep_arg(parser)
+    parser.add_argument(
+        "--trainer", choices=("warm", "cold"), default=env.get(ENV_TRAINER, "warm"),
+        help=f"warm: hand batches to the directory's long-lived trainer, started on demand "
+        f"(default); cold: train in this process ({ENV_TRAINER})")
+    parser.add_argument(
+        "--trainer-idle", type=float, metavar="SECONDS",
+        default=float(env.get(ENV_TRAINER_IDLE, DEFAULT_IDLE_SECONDS)),
+        help=f"a warm trainer exits after this long without a batch (default "
+        f"{DEFAULT_IDLE_SECONDS:g}; {ENV_TRAINER_IDLE})")
+    parser.add_argument(
+        "--dry-run", action="store_true", default=env.get(ENV_DRY_RUN) == "1",
+        help=f"print the row this batch would load, change nothing ({ENV_DRY_RUN}=1: the local "
+        "engine sets it for TEST PIPELINE)")
+    return parser
+
+
+def run_raw(prog: str, body: Callable[[bytes], tuple[str, tuple[str, ...]]], stdin: BinaryIO,
+            stdout: TextIO) -> int:
+    """Like :func:`run`, for a body that takes stdin's bytes as they came (framed) and returns
+    its text and the lines for stderr."""
+    try:
+        text, log = body(stdin.read())
+    except MatchstreamError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for line in log:
+        print(line, file=sys.stderr)
     if text:
         stdout.write(text)
         stdout.flush()

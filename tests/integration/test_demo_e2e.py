@@ -8,6 +8,7 @@ from matchstream.config import Config
 from matchstream.db import connect
 from matchstream.demo import DemoOptions, run_demo
 from matchstream.engine.catalog import CATALOG_SCHEMA
+from matchstream.ml.store import DEFAULT_KEEP, ModelStore
 from matchstream.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -63,4 +64,18 @@ def test_demo_trains_and_scores_concurrently_with_every_row_once(stack: Config) 
     )
     assert metrics_rows == batches
     assert int(rows_total) == 3209
+    # Learning exactly once: one published version per metrics row, a parent chain, and the
+    # newest version counted every training row once.
+    store = ModelStore(stack.state_dir / "models")
+    versions = store.listed_versions()  # the newest DEFAULT_KEEP are retained
+    loaded = [int(v) for (v,) in query(stack, "SELECT model_version FROM training_metrics "
+                                       "ORDER BY model_version")]
+    assert loaded == list(range(1, metrics_rows + 1))
+    assert versions == loaded[-DEFAULT_KEEP:]
+    assert store.latest_version() == versions[-1]
+    assert store.read_json(versions[-1], "metadata.json")["rows_seen_total"] == 3209
+    assert query(stack, "SELECT COUNT(*) FROM training_metrics WHERE NOT parent_version "
+                 "<=> IF(model_version = 1, NULL, model_version - 1)") == [(0,)]
+    assert query(stack, "SELECT COUNT(*) FROM model_lineage WHERE kind = 'learned'") == [
+        (metrics_rows,)]
     assert query(stack, "SELECT scored FROM live_scoring_accuracy") == [(SCORE_ROWS,)]

@@ -24,14 +24,18 @@ class Subject:
     lines: list[bytes]
     columns: tuple[str, ...]
     rows_for: Callable[[int], int]  # input rows -> output rows
+    mode: str = ""  # arguments that choose how the transform works (train.py's trainer)
 
     def args(self, model_dir: Path, extra: str = "") -> str:
-        base = f"--model-dir {model_dir} --spec {SPEC}"
-        return f"{base} {extra}".strip()
+        base = f"--model-dir {model_dir} --spec {SPEC} {self.mode}"
+        return f"{base.strip()} {extra}".strip()
 
 
+TRAIN_LINES = data_lines("train.csv")[1000:1040]
 SUBJECTS = {
-    "train": Subject(TRAIN, data_lines("train.csv")[1000:1040], METRICS_COLUMNS, lambda n: 1),
+    # train.py handing batches to its warm trainer (the default) and training in-process.
+    "train-warm": Subject(TRAIN, TRAIN_LINES, METRICS_COLUMNS, lambda n: 1, "--trainer warm"),
+    "train-cold": Subject(TRAIN, TRAIN_LINES, METRICS_COLUMNS, lambda n: 1, "--trainer cold"),
     "score": Subject(SCORE, data_lines("score.csv")[:40], PREDICTION_COLUMNS, lambda n: n),
 }
 
@@ -141,10 +145,36 @@ def check_bad_arguments(subject: Subject, model_dir: Path) -> None:
     assert result.code == 2 and result.stdout == ""
 
 
+def check_retry_is_idempotent(subject: Subject, model_dir: Path) -> None:
+    """The same batch again (a retry) gives the same rows; train.py learns it once."""
+    stdin = encode_frames(subject.lines)
+    versions = sorted((model_dir / "versions").iterdir())
+    first = run_transform(subject.script, subject.args(model_dir), stdin)
+    again = run_transform(subject.script, subject.args(model_dir), stdin)
+    assert first.code == again.code == 0, first.stderr + again.stderr
+    if subject.script == TRAIN:
+        assert again.stdout == first.stdout  # byte for byte
+        assert len(sorted((model_dir / "versions").iterdir())) == len(versions) + 1
+        assert "already learned" in again.stderr
+    else:
+        def masked(text: str) -> list[list[str]]:
+            return [line.split("\t")[:-1] for line in text.splitlines()]  # all but scored_at
+        assert masked(again.stdout) == masked(first.stdout)
+
+
+def check_abbreviated_option(subject: Subject, model_dir: Path) -> None:
+    """Only whole option names: `--model DIR` is an error, not `--model-dir DIR`."""
+    args = subject.args(model_dir).replace("--model-dir", "--model")
+    result = run_transform(subject.script, args, encode_frames(subject.lines))
+    assert result.code == 2 and result.stdout == ""
+    assert "--model-dir" in result.stderr
+
+
 CHECKS = [check_batch, check_one_row, check_trailing_newlines, check_empty_input,
           check_truncated_header, check_truncated_payload, check_unframed_csv, check_bad_rows,
           check_header_row, check_skip_bad_rows, check_missing_model_dir,
-          check_corrupt_model_dir, check_bad_arguments]
+          check_corrupt_model_dir, check_bad_arguments, check_abbreviated_option,
+          check_retry_is_idempotent]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)

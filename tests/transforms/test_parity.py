@@ -29,7 +29,7 @@ def test_numpy_matches_tensorflow_on_score_set(trained_store: Path,
     assert len(np_probs) == len(score_lines) == 975
     assert np.abs(tf_probs - np_probs).max() < 1e-6
     # The plain-Python path score.py takes for small batches computes the same function.
-    pure = PureScorer.from_dict(ModelStore(trained_store).read_latest_model()[1])
+    pure = PureScorer.from_dict(ModelStore(trained_store).read_live_model()[1])
     ids, pure_probs, skipped = pure.score(score_lines)
     assert ids == batch.ids and not skipped
     assert np.abs(np.array(pure_probs) - tf_probs).max() < 1e-6

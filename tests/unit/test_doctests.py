@@ -1,0 +1,22 @@
+"""Every docstring example in the package runs and holds (except in the one module that imports
+TensorFlow, whose examples would cost its 4 s import)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import matchstream
+
+MODULES = sorted(m.name for m in pkgutil.walk_packages(matchstream.__path__, "matchstream.")
+                 if m.name != "matchstream.ml.linear")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"
