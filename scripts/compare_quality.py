@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from matchstream.framing import encode_frames  # noqa: E402
 from matchstream.ml.features import decode_batch, design_matrix  # noqa: E402
 from matchstream.ml.spec import FeatureSpec  # noqa: E402
+from matchstream.ml.trainer_link import stop_trainer  # noqa: E402
 
 
 def lines(name: str) -> list[bytes]:
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                       train[start:start + args.batch]).split("\t")
             print(f"{row[0]:>7}  {row[1]:>4}  {row[5]}")
         out = run("score.py", ["--model-dir", model_dir], score)
+        stop_trainer(Path(model_dir))  # the directory goes with the block: so does its trainer
     stream_seconds = time.perf_counter() - started
     rows = [line.split("\t") for line in out.splitlines()]
     stream_auc = roc_auc_score([labels[r[0]] for r in rows], [float(r[1]) for r in rows])

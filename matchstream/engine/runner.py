@@ -62,6 +62,9 @@ __all__ = ["PipelineRunner", "RunSummary", "build_plan"]
 
 log = logging.getLogger(__name__)
 
+# Messages per chunk fed to a transform (score.py scores blocks of 10,000).
+TRANSFORM_CHUNK_MESSAGES = 10_000
+
 
 @dataclass
 class RunSummary:
@@ -204,6 +207,11 @@ class PipelineRunner:
         # the range only, so such a pipeline keeps one chunk (each LOAD DATA would skip n lines
         # again); with one, the transform's output is what is loaded and cut (or not).
         chunked = plan.transform is not None or not plan.spec.ignore_lines
+        # A transform starts on the first chunk while the next is read: smaller chunks let it
+        # start sooner; without one each chunk is a LOAD DATA, whose cost wants them larger.
+        chunk_messages = self.settings.chunk_messages
+        if plan.transform is not None:
+            chunk_messages = min(chunk_messages, TRANSFORM_CHUNK_MESSAGES)
         round_ = _Round()
         futures = []
         # With a transform, a range is planned once and kept: read again with the same end after
@@ -227,8 +235,7 @@ class PipelineRunner:
                 if chunked:
                     chunks = extractor.read_chunks(
                         partition, cursor, limit, end_hint=end_hint,
-                        chunk_messages=self.settings.chunk_messages,
-                        chunk_bytes=self.settings.chunk_bytes)
+                        chunk_messages=chunk_messages, chunk_bytes=self.settings.chunk_bytes)
                     data = next(chunks)
                 else:
                     data = extractor.read(partition, cursor, limit, end_hint=end_hint)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from matchstream import faults
-from matchstream.framing import HEADER, iter_frames
+from matchstream.framing import split_frames
 from matchstream.ml.errors import ModelStoreError, SpecError
 from matchstream.ml.features import Batch, decode_batch
 from matchstream.ml.metrics import best_f1_threshold, evaluate
@@ -90,7 +90,7 @@ class Trainer:
         """Steps 1-6 of the module docstring; MatchstreamError subclasses for bad input."""
         spec = FeatureSpec.load(request.spec_path)
         digest = fingerprint(request.raw)  # 1.
-        payloads = list(iter_frames(io.BytesIO(request.raw)))
+        payloads, ends = split_frames(request.raw)
         batch = decode_batch(payloads, spec, with_label=True, skip_bad=request.skip_bad)
         log = tuple(f"skipped: {bad}" for bad in batch.skipped)
         if len(batch) == 0:
@@ -111,7 +111,7 @@ class Trainer:
                 return TrainReply(same.metrics_row or "", (*log, note), same.version,
                                   replayed=True)
             replayed, rest = "", batch
-            prefix = _learned_prefix(learned, request.raw, len(payloads))
+            prefix = _learned_prefix(learned, request.raw, ends)
             if prefix is not None:
                 # A retry that reads further than the first try did (an engine that re-planned
                 # the range after a crash): the first messages are that version's, the rest new.
@@ -243,29 +243,18 @@ class Trainer:
 
 
 def _learned_prefix(learned: Sequence[Lineage], raw: bytes,
-                    messages: int) -> tuple[Lineage, int] | None:
+                    ends: Sequence[int]) -> tuple[Lineage, int] | None:
     """The version whose whole batch is the start of this one, and its message count."""
-    ends = _frame_ends(raw)
     digests: dict[int, str] = {}
     for lineage in learned:
         count = lineage.messages
-        if count is None or not 0 < count < messages:
+        if count is None or not 0 < count < len(ends):
             continue
         if count not in digests:
             digests[count] = fingerprint(raw[:ends[count - 1]])
         if digests[count] == lineage.input_fingerprint:
             return lineage, count
     return None
-
-
-def _frame_ends(raw: bytes) -> list[int]:
-    """Byte offset after each frame of an already validated framed stream."""
-    ends, at = [], 0
-    while at < len(raw):
-        (size,) = HEADER.unpack_from(raw, at)
-        at += HEADER.size + size
-        ends.append(at)
-    return ends
 
 
 def _layout(spec: FeatureSpec) -> tuple[Any, ...]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import BinaryIO, TextIO
 
 from matchstream.errors import MatchstreamError
-from matchstream.framing import iter_frames
+from matchstream.framing import iter_frame_blocks, iter_frames
 from matchstream.ml.store import DEFAULT_KEEP
 from matchstream.ml.trainer import DEFAULT_IDLE_SECONDS
 
@@ -91,6 +91,24 @@ def run_raw(prog: str, body: Callable[[bytes], tuple[str, tuple[str, ...]]], std
     if text:
         stdout.write(text)
         stdout.flush()
+    return EXIT_OK
+
+
+def run_blocks(prog: str, body: Callable[[Iterable[tuple[int, list[bytes]]],
+                                          Callable[[str], None]], None],
+               stdin: BinaryIO, stdout: TextIO, block_messages: int) -> int:
+    """Like :func:`run`, streaming: ``body`` gets the batch as blocks of messages as they
+    arrive and a ``write`` that puts text on stdout at once."""
+    def write(text: str) -> None:
+        if text:
+            stdout.write(text)
+            stdout.flush()
+
+    try:
+        body(iter_frame_blocks(stdin, block_messages), write)
+    except MatchstreamError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return EXIT_OK
 
 

@@ -132,21 +132,26 @@ def wait_loaded(env: Env, rows: int, engine: EngineProcess) -> None:
              what=f"cursor at {rows} (engine log: {engine.log})")
 
 
-def committed_ranges(env: Env) -> list[tuple[int, int]]:
+def committed_ranges(env: Env, partition: int = 0) -> list[tuple[int, int]]:
     rows = env.db(
         f"SELECT BATCH_EARLIEST_OFFSET, BATCH_LATEST_OFFSET FROM `{catalog.CATALOG_SCHEMA}`."
         "PIPELINES_BATCHES WHERE DATABASE_NAME = %s AND PIPELINE_NAME = 'training' AND "
-        "BATCH_STATE = 'Succeeded' ORDER BY BATCH_EARLIEST_OFFSET", [env.database])
+        "BATCH_STATE = 'Succeeded' AND BATCH_SOURCE_PARTITION_ID = %s "
+        "ORDER BY BATCH_EARLIEST_OFFSET", [env.database, str(partition)])
     return [(int(a), int(b)) for a, b in rows]
 
 
-def assert_learned_exactly_once(env: Env, model_dir: Path, lines: list[bytes]) -> None:
+def assert_learned_exactly_once(env: Env, model_dir: Path,
+                                produced: list[bytes] | dict[int, list[bytes]]) -> None:
+    """The invariants of the module docstring; ``produced`` per partition (or partition 0)."""
+    by_partition = produced if isinstance(produced, dict) else {0: produced}
+    lines = [line for part in by_partition.values() for line in part]
     metrics = env.db("SELECT model_version, parent_version, `rows`, rows_seen_total, "
                      "input_fingerprint, accuracy, auc, threshold FROM training_metrics "
                      "ORDER BY model_version")
     store = ModelStore(model_dir)
     versions = store.listed_versions()
-    ranges = committed_ranges(env)
+    ranges = [(p, a, b) for p in by_partition for a, b in committed_ranges(env, p)]
     # published versions == metrics rows == committed batches
     assert versions == [int(m[0]) for m in metrics] == list(range(1, len(ranges) + 1)), (
         versions, metrics, ranges)
@@ -155,19 +160,19 @@ def assert_learned_exactly_once(env: Env, model_dir: Path, lines: list[bytes]) -
     assert sum(int(m[2]) for m in metrics) == len(lines) == int(metrics[-1][3])
     assert store.read_json(versions[-1], "metadata.json")["rows_seen_total"] == len(lines)
     spec = FeatureSpec.load(SPEC_PATH)
-    by_fingerprint = {hashlib.sha256(encode_frames(lines[a:b])).hexdigest(): (a, b)
-                      for a, b in ranges}
+    by_fingerprint = {hashlib.sha256(encode_frames(by_partition[p][a:b])).hexdigest(): (p, a, b)
+                      for p, a, b in ranges}
     for version, parent, rows, _, digest, accuracy, auc, threshold in metrics:
         assert parent == (None if version == 1 else version - 1)
         assert digest in by_fingerprint, f"version {version} learned no committed batch"
-        start, end = by_fingerprint.pop(digest)
+        partition, start, end = by_fingerprint.pop(digest)
         assert rows == end - start
         lineage = store.lineage(version)
         assert lineage is not None and lineage.input_fingerprint == digest
         if parent is None:
             continue
         # The row's figures are the parent's, on this batch: rows the parent never learnt.
-        batch = decode_batch(lines[start:end], spec, with_label=True)
+        batch = decode_batch(by_partition[partition][start:end], spec, with_label=True)
         scorer = NumpyScorer.from_dict(store.read_json(parent, "model.json"))
         assert batch.labels is not None
         expected = evaluate(batch.labels, scorer.predict_proba(batch.numeric, batch.categorical),
@@ -311,3 +316,30 @@ def test_a_crashed_batch_is_retried_with_the_range_it_was_planned_with(training:
     assert committed_ranges(env)[0] == (0, 120)
     assert "replayed version 1 (input" in (model_dir / ".trainer.log").read_text()
     assert_learned_exactly_once(env, model_dir, LINES[:ROWS])
+
+
+def test_two_partitions_one_chain_with_a_kill_before_commit(env_factory: Any,
+                                                            tmp_path: Path) -> None:
+    """Two batch partitions train one model directory in parallel: serialised into one chain,
+    and after a kill before COMMIT each retried partition replays the version it produced."""
+    env = env_factory(partitions=2)
+    model_dir = tmp_path / "models"
+    setup_training(env, model_dir)
+    engine = EngineProcess(env, tmp_path / "engine.log")
+    marker = tmp_path / "fault-fired"
+    produced = {0: LINES[:300], 1: LINES[300:600]}
+    try:
+        for partition, values in produced.items():
+            env.produce(values, partition=partition)
+        engine.start({ENV_FAULT: "engine.before_commit", ENV_ONCE: str(marker)})
+        env.sql("START PIPELINE training")
+        assert engine.wait_dead() == -9 and marker.exists()
+        engine.start()
+        wait_for(lambda: env.cursors("training") == {0: 300, 1: 300}, timeout=180,
+                 what="both cursors at 300")
+        engine.stop()
+    finally:
+        engine.stop()
+        stop_trainer(model_dir)
+    assert "replayed version" in (model_dir / ".trainer.log").read_text()
+    assert_learned_exactly_once(env, model_dir, produced)
