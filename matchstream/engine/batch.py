@@ -165,7 +165,7 @@ def stage_input(
 ) -> StagedInput:
     """Step 1: write what ``LOAD DATA`` will read; raises TransformError if the transform fails."""
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, deleted by the caller
-        prefix=f"{plan.name}-p{data.partition}-{data.start}-", suffix=".load",
+        prefix=work_file_prefix(plan.name, data.partition, data.start), suffix=".load",
         dir=plan.work_dir, delete=False,
     )
     path = Path(handle.name)
@@ -195,6 +195,19 @@ def stage_input(
         counts = [0, *(v.count(terminator) for v in values)]
         firsts = [1 + n for n in _running_sum(counts[:-1])]
     return StagedInput(path, False, message_first_lines=firsts, line_count=total)
+
+
+_UNSAFE_IN_A_FILE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def work_file_prefix(pipeline: str, partition: int, start: int) -> str:
+    """The start of a work file's name: a pipeline name may hold any character (`x/../y` is a
+    valid quoted identifier), and none but letters, digits, ``_ . -`` may reach a path.
+
+    >>> work_file_prefix("x/../y", 0, 42)
+    'x_.._y-p0-42-'
+    """
+    return f"{_UNSAFE_IN_A_FILE_NAME.sub('_', pipeline)}-p{partition}-{start}-"
 
 
 def _transform_error(plan: PipelinePlan, data: PartitionData,
@@ -254,7 +267,7 @@ def _transformed(plan: PipelinePlan, whole: PartitionData, chunks: Iterable[Part
     spec = plan.spec
     stream = TransformStream(
         plan.transform, work_dir=plan.work_dir,
-        prefix=f"{plan.name}-p{whole.partition}-{whole.start}-",
+        prefix=work_file_prefix(plan.name, whole.partition, whole.start),
         terminator=spec.lines_terminated_by.encode(), escape=spec.escaped_by.encode(),
         splittable=not spec.ignore_lines and not spec.enclosed_by,
         timeout_s=plan.transform_timeout_s, cancelled=cancelled)

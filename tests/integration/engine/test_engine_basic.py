@@ -114,3 +114,23 @@ def test_max_partitions_per_batch_limits_each_batch(env_factory) -> None:
     env.sql("START PIPELINE p FOREGROUND")
     assert env.count("t") == 30
     assert env.cursors("p") == {0: 10, 1: 10, 2: 10}
+
+
+@pytest.mark.parametrize("transform", [False, True])
+def test_a_pipeline_name_that_looks_like_a_path_never_reaches_one(env: Env,
+                                                                 transform: bool) -> None:
+    """`x/../y` is a valid quoted name; its work files are named from it without the slashes."""
+    _table(env)
+    clause = ""
+    if transform:
+        env.transform("ident.py", "import sys\nfrom matchstream.framing import iter_frames\n"
+                      "for v in iter_frames(sys.stdin.buffer):\n"
+                      "    sys.stdout.buffer.write(v + b'\\n')\n")
+        clause = "WITH TRANSFORM ('ident.py', '', '') "
+    env.produce([f"{i}\tn{i}".encode() for i in range(100)])
+    env.sql(f"CREATE PIPELINE `x/../y` AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' {clause}"
+            "INTO TABLE t")
+    result = env.sql("START PIPELINE `x/../y` FOREGROUND")
+    assert isinstance(result, Message) and result.rowcount == 100
+    assert env.count("t") == 100
+    assert list(env.config.state_dir.rglob("*-p0-0-*")) == []  # no work file left anywhere
