@@ -15,12 +15,11 @@ Usage: ``.venv/bin/python scripts/bench_engine.py [--messages 200000]``.
 from __future__ import annotations
 
 import argparse
-import stat
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from benchkit import identity_transform, private_stack
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -29,35 +28,14 @@ from matchstream.ddl import parse_statement
 from matchstream.engine.extractor import Extractor
 from matchstream.engine.settings import open_connection
 from matchstream.engine.statements import execute
-from matchstream.stack import Stack
-from matchstream.stack.ports import free_port
-
-IDENTITY = """\
-import struct, sys
-inp, out = sys.stdin.buffer, sys.stdout.buffer
-while True:
-    hdr = inp.read(8)
-    if not hdr:
-        break
-    (n,) = struct.unpack('<Q', hdr)
-    out.write(inp.read(n) + b'\\n')
-"""
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(allow_abbrev=False)
     parser.add_argument("--messages", type=int, default=200_000)
     args = parser.parse_args()
-    n = args.messages
-    work = Path(tempfile.mkdtemp(prefix="bench-engine-"))
-    config = Config.from_env(environ={}, state_dir=work / "state", kafka_port=free_port(),
-                             db_port=free_port())
-    stack = Stack(config, with_engine=False)
-    stack.up()
-    try:
-        return _run(config, work, n)
-    finally:
-        stack.down()
+    with private_stack("bench-engine-") as (config, work):
+        return _run(config, work, args.messages)
 
 
 def _run(config: Config, work: Path, n: int) -> int:
@@ -98,9 +76,7 @@ def _run(config: Config, work: Path, n: int) -> int:
     conn.commit()
     load = n / (time.perf_counter() - started)
 
-    transform = work / "identity.py"
-    transform.write_text(f"#!{sys.executable}\n{IDENTITY}")
-    transform.chmod(transform.stat().st_mode | stat.S_IXUSR)
+    transform = identity_transform(work)
     rates = {}
     for table, clause in (("e2e_plain", ""),
                           ("e2e_transform", f"WITH TRANSFORM ('file://{transform}', '', '')")):

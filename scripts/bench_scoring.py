@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from benchkit import ROOT, identity_transform, pipeline, private_stack, statement
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -33,22 +32,9 @@ from matchstream.engine.extractor import Extractor
 from matchstream.engine.settings import open_connection
 from matchstream.engine.statements import execute
 from matchstream.framing import encode_frames
-from matchstream.stack import Stack
 from matchstream.stack.engine_process import prepend_interpreter
-from matchstream.stack.ports import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "data" / "features.json"
-IDENTITY = """\
-import struct, sys
-inp, out = sys.stdin.buffer, sys.stdout.buffer
-while True:
-    hdr = inp.read(8)
-    if not hdr:
-        break
-    (n,) = struct.unpack('<Q', hdr)
-    out.write(inp.read(n) + b'\\n')
-"""
 
 
 def main() -> int:
@@ -56,15 +42,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
     prepend_interpreter(os.environ)  # score.py's `#!/usr/bin/env python3`
-    work = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
-    config = Config.from_env(environ={}, state_dir=work / "state", kafka_port=free_port(),
-                             db_port=free_port())
-    stack = Stack(config, with_engine=False)
-    stack.up()
-    try:
+    with private_stack("bench-scoring-") as (config, work):
         return _run(config, work, args.rows)
-    finally:
-        stack.down()
 
 
 def _run(config: Config, work: Path, n: int) -> int:
@@ -97,25 +76,16 @@ def _run(config: Config, work: Path, n: int) -> int:
                    capture_output=True)
 
     conn = open_connection(config)
-    schema = (ROOT / "sql" / "00_schema.sql").read_text()
-    table = schema[schema.index("CREATE TABLE IF NOT EXISTS predictions"):]
     with conn.cursor() as cursor:
         cursor.execute("CREATE DATABASE bench")
         cursor.execute("USE bench")
-        cursor.execute(table[:table.index(";")])
+        cursor.execute(statement("00_schema.sql", "CREATE TABLE IF NOT EXISTS predictions"))
         cursor.execute("CREATE TABLE lines_out (line TEXT)")
     conn.commit()
-    identity = work / "identity.py"
-    identity.write_text(f"#!{sys.executable}\n{IDENTITY}")
-    identity.chmod(identity.stat().st_mode | stat.S_IXUSR)
-    text = (ROOT / "sql" / "10_pipelines.sql").read_text()
-    scoring = text[text.index("CREATE OR REPLACE PIPELINE scoring"):]
-    scoring = scoring[:scoring.index(";")]
-    for key, value in {"KAFKA": config.kafka_bootstrap, "TRANSFORMS": str(ROOT / "transforms"),
-                       "MODEL_DIR": str(model_dir)}.items():
-        scoring = scoring.replace("${" + key + "}", value)
-    scoring = scoring.replace("/scoring'", f"/{topic}'")
-    scoring = scoring.replace("MAX_OFFSETS_PER_BATCH_PARTITION 100\n", "")
+    identity = identity_transform(work)
+    scoring = pipeline("scoring", {"KAFKA": config.kafka_bootstrap,
+                                   "TRANSFORMS": str(ROOT / "transforms"),
+                                   "MODEL_DIR": str(model_dir)}, topic=topic)
     pipelines = {
         "identity": (f"CREATE PIPELINE identity AS LOAD DATA KAFKA "
                      f"'{config.kafka_bootstrap}/{topic}' WITH TRANSFORM "
@@ -125,9 +95,9 @@ def _run(config: Config, work: Path, n: int) -> int:
     rates = {}
     for name, (stmt, table_name) in pipelines.items():
         execute(parse_statement(stmt), conn=conn, config=config, sql_dir=work)
-        pipeline = "identity" if name == "identity" else "scoring"
+        running = "identity" if name == "identity" else "scoring"
         started = time.perf_counter()
-        result = execute(parse_statement(f"START PIPELINE {pipeline} FOREGROUND"), conn=conn,
+        result = execute(parse_statement(f"START PIPELINE {running} FOREGROUND"), conn=conn,
                          config=config, sql_dir=work)
         rates[name] = n / (time.perf_counter() - started)
         assert getattr(result, "rowcount", None) is not None, result

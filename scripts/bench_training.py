@@ -20,14 +20,13 @@ the rows produced. Usage: ``.venv/bin/python scripts/bench_training.py [--quick]
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
+from benchkit import ROOT, pipeline, private_stack, statement
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -40,11 +39,8 @@ from matchstream.framing import encode_frames
 from matchstream.ml.store import ModelStore
 from matchstream.ml.train_protocol import TrainRequest
 from matchstream.ml.trainer_link import stop_trainer, train
-from matchstream.stack import Stack
 from matchstream.stack.engine_process import prepend_interpreter
-from matchstream.stack.ports import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "data" / "features.json"
 LINES = (ROOT / "data" / "train.csv").read_bytes().splitlines()[1:]
 
@@ -69,25 +65,16 @@ class Bench:
         name = f"t{self.cases}"
         self.admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
         model_dir = self.work / f"models-{name}"
-        schema = (ROOT / "sql" / "00_schema.sql").read_text()
-        table = schema[schema.index("CREATE TABLE IF NOT EXISTS training_metrics"):]
-        table = table[:table.index(";")]
         with self.conn.cursor() as cursor:
             cursor.execute(f"CREATE DATABASE {name}")
             cursor.execute(f"USE {name}")
-            cursor.execute(table)
+            cursor.execute(statement("00_schema.sql",
+                                     "CREATE TABLE IF NOT EXISTS training_metrics"))
         self.conn.commit()
-        text = (ROOT / "sql" / "10_pipelines.sql").read_text()
-        stmt = text[text.index("CREATE OR REPLACE PIPELINE training"):]
-        stmt = stmt[:stmt.index(";")]
-        for key, value in {"KAFKA": self.config.kafka_bootstrap,
-                           "TRANSFORMS": str(ROOT / "transforms"),
-                           "MODEL_DIR": str(model_dir), "FEATURES": str(SPEC)}.items():
-            stmt = stmt.replace("${" + key + "}", value)
-        stmt = stmt.replace("/training'", f"/{name}'")
-        stmt = re.sub(r"MAX_OFFSETS_PER_BATCH_PARTITION \d+",
-                      f"MAX_OFFSETS_PER_BATCH_PARTITION {batch}", stmt)
-        stmt = stmt.replace("BATCH_INTERVAL 500", f"BATCH_INTERVAL {interval}")
+        stmt = pipeline("training", {"KAFKA": self.config.kafka_bootstrap,
+                                     "TRANSFORMS": str(ROOT / "transforms"),
+                                     "MODEL_DIR": str(model_dir), "FEATURES": str(SPEC)},
+                        topic=name, batch=batch, interval_ms=interval)
         if mode == "cold":
             stmt = stmt.replace("--spec", "--trainer cold --spec")
         self.sql(stmt)
@@ -204,12 +191,7 @@ def main() -> int:
     args = parser.parse_args()
     scale = 5 if args.quick else 1
     prepend_interpreter(__import__("os").environ)  # train.py's `#!/usr/bin/env python3`
-    work = Path(tempfile.mkdtemp(prefix="bench-training-"))
-    config = Config.from_env(environ={}, state_dir=work / "state", kafka_port=free_port(),
-                             db_port=free_port())
-    stack = Stack(config, with_engine=False)
-    stack.up()
-    try:
+    with private_stack("bench-training-") as (config, work):
         bench = Bench(config, work)
         cases = [(500, 20_000 // scale, "warm"), (500, 2_000 // scale, "cold"),
                  (10_000, 100_000 // scale, "warm"), (10_000, 20_000, "cold")]
@@ -221,8 +203,6 @@ def main() -> int:
                   f"{rate:>9,.0f} rows/s", flush=True)
         delays = freshness(bench, 20 // (2 if args.quick else 1))
         rate, auc = river_rate()
-    finally:
-        stack.down()
     print("\ntraining pipeline end to end (rows/s)")
     print(f"{'batch':>7} {'warm':>9} {'cold':>9} {'warm/cold':>10}")
     for batch in (500, 10_000):

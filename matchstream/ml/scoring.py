@@ -16,8 +16,7 @@ from matchstream.ml.pure_scorer import SMALL_BATCH, PureScorer
 from matchstream.ml.rows import format_predictions, timestamp
 from matchstream.ml.store import ModelStore
 
-__all__ = ["BLOCK_MESSAGES", "load_model", "load_scorer", "score_batch", "score_blocks",
-           "score_payloads"]
+__all__ = ["BLOCK_MESSAGES", "load_model", "load_scorer", "score_batch", "score_blocks"]
 
 # Rows scored and written at a time: the engine starts loading the first block's predictions
 # while the transform decodes the next. Large enough that NumPy's per-call costs vanish.
@@ -39,27 +38,13 @@ def load_scorer(store: ModelStore, *, wait_seconds: float = 0.0) -> Any:
     return _build(NumpyScorer, store, version, data)
 
 
-def score_payloads(payloads: Sequence[bytes], store: ModelStore, *, wait_seconds: float = 0.0,
-                   skip_bad: bool = False) -> str:
-    """Prediction lines for one batch, choosing the plain-Python or the NumPy path by size."""
-    version, data = load_model(store, wait_seconds=wait_seconds)
-    if len(payloads) <= SMALL_BATCH:
-        scorer = _build(PureScorer, store, version, data)
-        ids, probs, skipped = scorer.score(payloads, skip_bad=skip_bad)
-        _log_skipped(skipped)
-        return format_predictions(ids, probs, scorer.threshold, scorer.version, timestamp())
-    from matchstream.ml.numpy_scorer import NumpyScorer
-
-    return score_batch(payloads, _build(NumpyScorer, store, version, data), skip_bad=skip_bad)
-
-
 def score_blocks(blocks: Iterable[tuple[int, list[bytes]]], store: ModelStore,
                  write: Callable[[str], None], *, wait_seconds: float = 0.0,
                  skip_bad: bool = False) -> None:
     """Score a batch block by block as its messages arrive and ``write`` each block's lines.
 
     One model version and one ``scored_at`` for the whole batch, read when the first message
-    arrives, so the output is what :func:`score_payloads` prints for the batch in one piece.
+    arrives, so the output is what scoring the batch in one piece would print.
     A bad row (without ``skip_bad``) raises with its index in the whole batch; what was written
     before it is discarded with the batch, which fails (the transform exits 1).
     """

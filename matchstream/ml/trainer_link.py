@@ -129,12 +129,17 @@ def _connect_or_start(model_dir: Path, idle_seconds: float, *, may_start: bool) 
     raise _Unavailable(f"it did not answer within {START_TIMEOUT_S:g} s")
 
 
+def _answering(model_dir: Path) -> socket.socket | None:
+    """A connection to the directory's trainer, None if none answers (for any reason)."""
+    try:
+        return _connect(model_dir)
+    except OSError:
+        return None
+
+
 def trainer_running(model_dir: Path) -> bool:
     """Whether a warm trainer answers for ``model_dir``."""
-    try:
-        sock = _connect(model_dir)
-    except OSError:
-        return False
+    sock = _answering(model_dir)
     if sock is None:
         return False
     sock.close()
@@ -153,10 +158,7 @@ def trainer_pid(model_dir: Path) -> int | None:
 
 def stop_trainer(model_dir: Path, *, timeout: float = 10.0) -> bool:
     """Ask the directory's warm trainer to exit; True if one was running."""
-    try:
-        sock = _connect(model_dir)
-    except OSError:
-        return False
+    sock = _answering(model_dir)
     if sock is None:
         return False
     with sock:

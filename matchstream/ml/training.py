@@ -50,7 +50,7 @@ from matchstream.ml.train_protocol import TrainReply, TrainRequest
 if TYPE_CHECKING:
     from matchstream.ml.linear import LinearModel, TrainingParams
 
-__all__ = ["DEFAULT_THRESHOLD", "Trainer", "fingerprint", "train_batch"]
+__all__ = ["DEFAULT_THRESHOLD", "Trainer", "fingerprint"]
 
 # The threshold of an untrained model, whose probabilities are all 0.5: it predicts "match" for
 # every row, which is what a model with no information and balanced class weights should do.
@@ -275,12 +275,3 @@ def _class_weights(seen: int, positives: int) -> tuple[float, float]:
 def _json(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8")
 
-
-def train_batch(payloads: Sequence[bytes], store: ModelStore, spec_path: str, *,
-                skip_bad: bool = False) -> str:
-    """Learn one batch of payloads in this process (scripts and tests); returns the row."""
-    from matchstream.framing import encode_frames
-
-    reply = Trainer().train(TrainRequest(encode_frames(payloads), str(store.path), spec_path,
-                                         keep=store.keep, skip_bad=skip_bad))
-    return reply.text

@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import BinaryIO, TextIO
 
 from matchstream.errors import MatchstreamError
-from matchstream.framing import iter_frame_blocks, iter_frames
+from matchstream.framing import iter_frame_blocks
 from matchstream.ml.store import DEFAULT_KEEP
 from matchstream.ml.trainer import DEFAULT_IDLE_SECONDS
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "base_parser", "guard_stdout", "run"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "base_parser", "guard_stdout", "run_blocks", "run_raw",
+           "train_parser"]
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1  # bad rows, bad framing, a missing or corrupt model directory or spec
@@ -36,21 +37,6 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument("--on-bad-row", choices=("fail", "skip"), default="fail",
                         help="fail the batch (default) or leave bad rows out and count them")
     return parser
-
-
-def run(prog: str, body: Callable[[list[bytes]], str | None], stdin: BinaryIO,
-        stdout: TextIO) -> int:
-    """Read the whole batch, run ``body`` on it, write its text; errors go to stderr."""
-    try:
-        payloads = list(iter_frames(stdin))
-        text = body(payloads)
-    except MatchstreamError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if text:
-        stdout.write(text)
-        stdout.flush()
-    return EXIT_OK
 
 
 def train_parser(prog: str, environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
@@ -79,8 +65,8 @@ def train_parser(prog: str, environ: Mapping[str, str] | None = None) -> argpars
 
 def run_raw(prog: str, body: Callable[[bytes], tuple[str, tuple[str, ...]]], stdin: BinaryIO,
             stdout: TextIO) -> int:
-    """Like :func:`run`, for a body that takes stdin's bytes as they came (framed) and returns
-    its text and the lines for stderr."""
+    """Run ``body`` on stdin's bytes as they came (framed) and write its text; its lines go to
+    stderr, and a MatchstreamError becomes one ``prog: error: ...`` line and exit status 1."""
     try:
         text, log = body(stdin.read())
     except MatchstreamError as exc:
@@ -97,7 +83,7 @@ def run_raw(prog: str, body: Callable[[bytes], tuple[str, tuple[str, ...]]], std
 def run_blocks(prog: str, body: Callable[[Iterable[tuple[int, list[bytes]]],
                                           Callable[[str], None]], None],
                stdin: BinaryIO, stdout: TextIO, block_messages: int) -> int:
-    """Like :func:`run`, streaming: ``body`` gets the batch as blocks of messages as they
+    """Like :func:`run_raw`, streaming: ``body`` gets the batch as blocks of messages as they
     arrive and a ``write`` that puts text on stdout at once."""
     def write(text: str) -> None:
         if text:
