@@ -46,6 +46,23 @@ def encode_frames(payloads: Iterable[bytes]) -> bytes:
     return b"".join(HEADER.pack(len(p)) + p for p in payloads)
 
 
+def _truncated_header(got: int, index: int, at: int) -> FramingError:
+    return FramingError(f"stream ended inside a length header ({got} of 8 bytes)",
+                        index=index, byte_offset=at)
+
+
+def _too_long(size: int, index: int, at: int) -> FramingError:
+    return FramingError(
+        f"length header says {size} bytes, more than the {MAX_FRAME_BYTES} allowed; is stdin "
+        "really framed (8-byte little-endian length before each message)?",
+        index=index, byte_offset=at)
+
+
+def _truncated_payload(got: int, size: int, index: int, at: int) -> FramingError:
+    return FramingError(f"stream ended inside the payload ({got} of {size} bytes)",
+                        index=index, byte_offset=at)
+
+
 def _read_exactly(stream: BinaryIO, size: int) -> bytes:
     chunks: list[bytes] = []
     remaining = size
@@ -75,26 +92,13 @@ def iter_frames(stream: BinaryIO) -> Iterator[bytes]:
         if not header:
             return
         if len(header) < HEADER.size:
-            raise FramingError(
-                f"stream ended inside a length header ({len(header)} of 8 bytes)",
-                index=index,
-                byte_offset=position,
-            )
+            raise _truncated_header(len(header), index, position)
         (size,) = HEADER.unpack(header)
         if size > MAX_FRAME_BYTES:
-            raise FramingError(
-                f"length header says {size} bytes, more than the {MAX_FRAME_BYTES} allowed; "
-                "is stdin really framed (8-byte little-endian length before each message)?",
-                index=index,
-                byte_offset=position,
-            )
+            raise _too_long(size, index, position)
         payload = _read_exactly(stream, size)
         if len(payload) < size:
-            raise FramingError(
-                f"stream ended inside the payload ({len(payload)} of {size} bytes)",
-                index=index,
-                byte_offset=position,
-            )
+            raise _truncated_payload(len(payload), size, index, position)
         yield payload
         index += 1
         position += HEADER.size + size
@@ -128,10 +132,7 @@ def iter_frame_blocks(stream: BinaryIO, max_messages: int) -> Iterator[tuple[int
         while len(buf) - at >= HEADER.size:
             (size,) = HEADER.unpack_from(buf, at)
             if size > MAX_FRAME_BYTES:
-                raise FramingError(
-                    f"length header says {size} bytes, more than the {MAX_FRAME_BYTES} "
-                    "allowed; is stdin really framed (8-byte little-endian length before each "
-                    "message)?", index=index, byte_offset=position)
+                raise _too_long(size, index, position)
             end = at + HEADER.size + size
             if end > len(buf):
                 break
@@ -153,13 +154,10 @@ def iter_frame_blocks(stream: BinaryIO, max_messages: int) -> Iterator[tuple[int
             eof = True
     rest = len(buf) - at
     if rest and rest < HEADER.size:
-        raise FramingError(f"stream ended inside a length header ({rest} of 8 bytes)",
-                           index=index, byte_offset=position)
+        raise _truncated_header(rest, index, position)
     if rest:
         (size,) = HEADER.unpack_from(buf, at)
-        raise FramingError(
-            f"stream ended inside the payload ({rest - HEADER.size} of {size} bytes)",
-            index=index, byte_offset=position)
+        raise _truncated_payload(rest - HEADER.size, size, index, position)
     if block:
         yield first, block
 
@@ -178,19 +176,13 @@ def split_frames(raw: bytes) -> tuple[list[bytes], list[int]]:
     unpack = HEADER.unpack_from
     while at < total:
         if total - at < HEADER.size:
-            raise FramingError(f"stream ended inside a length header ({total - at} of 8 bytes)",
-                               index=index, byte_offset=at)
+            raise _truncated_header(total - at, index, at)
         (size,) = unpack(raw, at)
         if size > MAX_FRAME_BYTES:
-            raise FramingError(
-                f"length header says {size} bytes, more than the {MAX_FRAME_BYTES} allowed; "
-                "is stdin really framed (8-byte little-endian length before each message)?",
-                index=index, byte_offset=at)
+            raise _too_long(size, index, at)
         end = at + HEADER.size + size
         if end > total:
-            raise FramingError(
-                f"stream ended inside the payload ({total - at - HEADER.size} of {size} bytes)",
-                index=index, byte_offset=at)
+            raise _truncated_payload(total - at - HEADER.size, size, index, at)
         payloads.append(raw[at + HEADER.size:end])
         ends.append(end)
         at = end

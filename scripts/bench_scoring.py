@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchkit import ROOT, identity_transform, pipeline, private_stack, statement
+from benchkit import ROOT, identity_transform, pipeline, private_stack, sql_variables, statement
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -83,9 +83,7 @@ def _run(config: Config, work: Path, n: int) -> int:
         cursor.execute("CREATE TABLE lines_out (line TEXT)")
     conn.commit()
     identity = identity_transform(work)
-    scoring = pipeline("scoring", {"KAFKA": config.kafka_bootstrap,
-                                   "TRANSFORMS": str(ROOT / "transforms"),
-                                   "MODEL_DIR": str(model_dir)}, topic=topic)
+    scoring = pipeline("scoring", sql_variables(config, model_dir), topic=topic)
     pipelines = {
         "identity": (f"CREATE PIPELINE identity AS LOAD DATA KAFKA "
                      f"'{config.kafka_bootstrap}/{topic}' WITH TRANSFORM "

@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchkit import ROOT, pipeline, private_stack, statement
+from benchkit import ROOT, pipeline, private_stack, sql_variables, statement
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -71,10 +71,8 @@ class Bench:
             cursor.execute(statement("00_schema.sql",
                                      "CREATE TABLE IF NOT EXISTS training_metrics"))
         self.conn.commit()
-        stmt = pipeline("training", {"KAFKA": self.config.kafka_bootstrap,
-                                     "TRANSFORMS": str(ROOT / "transforms"),
-                                     "MODEL_DIR": str(model_dir), "FEATURES": str(SPEC)},
-                        topic=name, batch=batch, interval_ms=interval)
+        stmt = pipeline("training", sql_variables(self.config, model_dir), topic=name,
+                        batch=batch, interval_ms=interval)
         if mode == "cold":
             stmt = stmt.replace("--spec", "--trainer cold --spec")
         self.sql(stmt)

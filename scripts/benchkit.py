@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from matchstream.config import Config
+from matchstream.ddl.script import prepare_script
+from matchstream.sqlrunner import default_variables
 from matchstream.stack import Stack
 from matchstream.stack.ports import free_port
 
@@ -47,11 +49,14 @@ def private_stack(prefix: str) -> Iterator[tuple[Config, Path]]:
         stack.down()
 
 
-def statement(file: str, starts: str) -> str:
-    """The statement of ``sql/<file>`` that starts with ``starts``, without its semicolon."""
-    text = (ROOT / "sql" / file).read_text()
-    stmt = text[text.index(starts):]
-    return stmt[:stmt.index(";")]
+def statement(file: str, starts: str, variables: Mapping[str, str] | None = None) -> str:
+    """The statement of ``sql/<file>`` that starts with ``starts``, split and with its
+    ``${NAME}`` placeholders filled as ``matchstream sql`` does it (``prepare_script``)."""
+    path = ROOT / "sql" / file
+    for stmt in prepare_script(path.read_text(), str(path), variables or {}):
+        if re.search(rf"^{re.escape(starts)}", stmt.text, re.MULTILINE):
+            return stmt.text
+    raise AssertionError(f"no statement starting {starts!r} in {path}")
 
 
 def pipeline(name: str, variables: Mapping[str, str], *, topic: str, batch: int | None = None,
@@ -59,16 +64,20 @@ def pipeline(name: str, variables: Mapping[str, str], *, topic: str, batch: int 
     """``CREATE OR REPLACE PIPELINE <name>`` of sql/10_pipelines.sql on ``topic``, placeholders
     filled, with another MAX_OFFSETS_PER_BATCH_PARTITION (None: SingleStore's default) and
     BATCH_INTERVAL if given."""
-    stmt = statement("10_pipelines.sql", f"CREATE OR REPLACE PIPELINE {name}")
-    for key, value in variables.items():
-        stmt = stmt.replace("${" + key + "}", value)
+    stmt = statement("10_pipelines.sql", f"CREATE OR REPLACE PIPELINE {name}", variables)
     stmt = re.sub(r"(LOAD DATA KAFKA '[^']*/)[^']*'", rf"\g<1>{topic}'", stmt)
     stmt = re.sub(r"MAX_OFFSETS_PER_BATCH_PARTITION \d+\s*",
                   "" if batch is None else f"MAX_OFFSETS_PER_BATCH_PARTITION {batch}\n", stmt)
     if interval_ms is not None:
         stmt = re.sub(r"BATCH_INTERVAL \d+", f"BATCH_INTERVAL {interval_ms}", stmt)
-    assert "${" not in stmt and f"/{topic}'" in stmt, stmt
+    assert f"/{topic}'" in stmt, stmt
     return stmt
+
+
+def sql_variables(config: Config, model_dir: Path) -> dict[str, str]:
+    """The placeholders of sql/ as `matchstream sql` fills them locally, with another model
+    directory."""
+    return {**default_variables(config), "MODEL_DIR": str(model_dir)}
 
 
 def identity_transform(directory: Path) -> Path:

@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchkit import ROOT, pipeline, private_stack, statement
+from benchkit import ROOT, pipeline, private_stack, sql_variables, statement
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -74,10 +74,7 @@ def _run(config: Config, work: Path, args: argparse.Namespace) -> int:
         cursor.execute(f"USE {DATABASE}")
         cursor.execute(statement("00_schema.sql", "CREATE TABLE IF NOT EXISTS training_metrics"))
     conn.commit()
-    stmt = pipeline("training", {"KAFKA": config.kafka_bootstrap,
-                                 "TRANSFORMS": str(ROOT / "transforms"),
-                                 "MODEL_DIR": str(model_dir),
-                                 "FEATURES": str(ROOT / "data" / "features.json")},
+    stmt = pipeline("training", sql_variables(config, model_dir),
                     topic=TOPIC, batch=200, interval_ms=50)
     execute(parse_statement(stmt), conn=conn, config=config, sql_dir=work)
     execute(parse_statement("START PIPELINE training"), conn=conn, config=config, sql_dir=work)

@@ -6,7 +6,7 @@ The protocol, as SingleStore runs it (docs/singlestore-pipelines.md §2):
    directory the program lives in, its own process group (a timeout kills its children too).
 2. Write each message value to stdin behind an 8-byte little-endian length
    (:mod:`matchstream.framing`), then close stdin.
-3. stdout goes straight to a file that ``LOAD DATA LOCAL INFILE`` reads; stderr is captured.
+3. stdout is data: cut into the files ``LOAD DATA LOCAL INFILE`` reads; stderr is captured.
 4. Exit status 0 within the timeout is success; a non-zero status, a signal or the timeout fails
    the batch partition with the tail of stderr attached.
 
@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
-import subprocess
 import tarfile
+import tempfile
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,6 @@ from urllib.parse import unquote, urlparse
 
 from matchstream.ddl.ast import TransformSpec
 from matchstream.engine.errors import TransformNotUsable
-from matchstream.framing import HEADER
 
 __all__ = ["ResolvedTransform", "TransformOutcome", "resolve_transform", "run_transform"]
 
@@ -183,24 +182,6 @@ def die_with_parent() -> None:
         _PRCTL(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
 
 
-def _feed(stdin: IO[bytes], payloads: Sequence[bytes], state: dict[str, bool]) -> None:
-    try:
-        for payload in payloads:
-            if state.get("abort"):
-                break
-            stdin.write(HEADER.pack(len(payload)))
-            view = memoryview(payload)
-            for i in range(0, len(view), STDIN_CHUNK_BYTES):
-                stdin.write(view[i : i + STDIN_CHUNK_BYTES])
-    except (BrokenPipeError, OSError, ValueError):
-        pass
-    finally:
-        try:
-            stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
-
-
 def drain_tail(stream: IO[bytes], sink: bytearray) -> None:
     while True:
         chunk = stream.read(65536)
@@ -220,68 +201,31 @@ def run_transform(
     cancelled: threading.Event | None = None,
     extra_env: Mapping[str, str] | None = None,
 ) -> TransformOutcome:
-    """Run one transform process over ``payloads``; stdout is written to the ``stdout`` file.
+    """Run one transform process over ``payloads``; its whole stdout goes to ``stdout``.
 
-    Steps as in the module docstring. ``cancelled`` (the pipeline is stopping) kills the process
-    like a timeout does; the caller then rolls the batch partition back. ``extra_env`` is added
-    to the engine's environment (TEST PIPELINE sets ``MATCHSTREAM_DRY_RUN=1``).
+    The protocol of the module docstring, carried out by the one implementation the batches
+    use (:class:`~matchstream.engine.transform_stream.TransformStream`), with its output in one
+    piece: for TEST PIPELINE, which parses it into a temporary table. ``cancelled`` (the
+    pipeline is stopping) kills the process like a timeout does. ``extra_env`` is added to the
+    engine's environment (TEST PIPELINE sets ``MATCHSTREAM_DRY_RUN=1``).
     """
-    started = time.monotonic()
-    try:
-        proc = subprocess.Popen(
-            transform.argv,
-            stdin=subprocess.PIPE,
-            stdout=stdout,
-            stderr=subprocess.PIPE,
-            cwd=transform.executable.parent,
-            start_new_session=True,
-            # preexec_fn runs in the forked child of a multi-threaded process; die_with_parent
-            # calls only prctl through a pointer resolved at import (see _load_prctl).
-            preexec_fn=die_with_parent,
-            close_fds=True,
-            env={**os.environ, **extra_env} if extra_env else None,
-        )
-    except OSError as exc:
-        return TransformOutcome(
-            returncode=127, timed_out=False, cancelled=False,
-            stderr_tail=f"cannot start {transform.executable}: {exc}",
-            seconds=time.monotonic() - started,
-        )
-    assert proc.stdin is not None and proc.stderr is not None
-    state: dict[str, bool] = {"abort": False}
-    feeder = threading.Thread(target=_feed, args=(proc.stdin, payloads, state), daemon=True)
-    err_buf = bytearray()
-    drainer = threading.Thread(target=drain_tail, args=(proc.stderr, err_buf), daemon=True)
-    feeder.start()
-    drainer.start()
-    deadline = started + timeout_s
-    timed_out = was_cancelled = False
-    while True:
+    from matchstream.engine.transform_stream import TransformAborted, TransformStream
+
+    with tempfile.TemporaryDirectory(prefix="transform-") as work:
+        stream = TransformStream(transform, work_dir=Path(work), prefix="out-",
+                                 terminator=b"\n", escape=b"", splittable=False,
+                                 timeout_s=timeout_s, cancelled=cancelled, extra_env=extra_env)
         try:
-            proc.wait(timeout=0.05)
-            break
-        except subprocess.TimeoutExpired:
-            pass
-        if cancelled is not None and cancelled.is_set():
-            was_cancelled = True
-        elif time.monotonic() > deadline:
-            timed_out = True
-        if timed_out or was_cancelled:
-            state["abort"] = True
+            outcome = stream.start([payloads])
+            if outcome is not None:
+                return outcome
             try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-            break
-    feeder.join(timeout=5)
-    drainer.join(timeout=5)
-    proc.stderr.close()
-    tail = bytes(err_buf[-STDERR_TAIL_BYTES:]).decode("utf-8", errors="backslashreplace")
-    return TransformOutcome(
-        returncode=None if (timed_out or was_cancelled) else proc.returncode,
-        timed_out=timed_out,
-        cancelled=was_cancelled,
-        stderr_tail=tail,
-        seconds=time.monotonic() - started,
-    )
+                for output in stream.outputs():
+                    with output.path.open("rb") as produced:
+                        shutil.copyfileobj(produced, stdout)
+                    output.path.unlink()
+            except TransformAborted:
+                pass  # finish() says why
+            return stream.finish()
+        finally:
+            stream.close()

@@ -146,7 +146,7 @@ class ModelStore:
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
-            raise ModelStoreError(f"unreadable LATEST pointer: {exc}", path=pointer) from exc
+            raise ModelStoreError(f"unreadable {name} pointer: {exc}", path=pointer) from exc
         version = _parse_name(text)
         if version is None:
             raise ModelStoreError(f"corrupt {name} pointer {text[:40]!r}", path=pointer)

@@ -25,7 +25,13 @@ from typing import Any
 from matchstream.errors import MatchstreamError
 from matchstream.ml.store import DEFAULT_KEEP
 
-__all__ = ["TrainReply", "TrainRequest", "TrainerError", "read_message", "write_message"]
+__all__ = ["DEFAULT_IDLE_SECONDS", "TrainReply", "TrainRequest", "TrainerError", "read_message",
+           "write_message"]
+
+# How long the warm trainer waits for a batch before it exits. Long enough that a pipeline with
+# BATCH_INTERVAL in seconds keeps its trainer between batches, short enough that a stopped demo
+# does not hold ~400 MB of TensorFlow for long.
+DEFAULT_IDLE_SECONDS = 300.0
 
 _LENGTH = struct.Struct("<Q")
 # A request holds one batch partition's bytes; SingleStore's transforms see at most a few hundred

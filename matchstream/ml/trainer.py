@@ -36,12 +36,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matchstream import faults
 from matchstream.errors import MatchstreamError
 from matchstream.ml.errors import ModelStoreError
 from matchstream.ml.store import ModelStore
 from matchstream.ml.train_protocol import (
+    DEFAULT_IDLE_SECONDS,
     ProtocolError,
     TrainRequest,
     error_json,
@@ -49,11 +51,11 @@ from matchstream.ml.train_protocol import (
     write_message,
 )
 
+if TYPE_CHECKING:
+    from matchstream.ml.training import Trainer
+
 __all__ = ["DEFAULT_IDLE_SECONDS", "LOCK_NAME", "serve", "socket_address"]
 
-# Long enough that a pipeline with BATCH_INTERVAL in seconds keeps its trainer between batches,
-# short enough that a stopped demo does not hold ~400 MB of TensorFlow for long.
-DEFAULT_IDLE_SECONDS = 300.0
 LOCK_NAME = ".trainer.lock"
 _PEERCRED = struct.Struct("3i")
 
@@ -122,10 +124,7 @@ def serve(model_dir: Path, *, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> int
             listener.close()
 
 
-def _serve_one(conn: socket.socket, trainer: object, model_dir: Path) -> str:
-    from matchstream.ml.training import Trainer
-
-    assert isinstance(trainer, Trainer)
+def _serve_one(conn: socket.socket, trainer: Trainer, model_dir: Path) -> str:
     conn.settimeout(60.0)  # a client that stops sending mid-request must not wedge the trainer
     _, uid, _ = _PEERCRED.unpack(
         conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))

@@ -16,7 +16,7 @@ from typing import BinaryIO, TextIO
 from matchstream.errors import MatchstreamError
 from matchstream.framing import iter_frame_blocks
 from matchstream.ml.store import DEFAULT_KEEP
-from matchstream.ml.trainer import DEFAULT_IDLE_SECONDS
+from matchstream.ml.train_protocol import DEFAULT_IDLE_SECONDS
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "base_parser", "guard_stdout", "run_blocks", "run_raw",
            "train_parser"]

@@ -14,6 +14,7 @@ import pytest
 
 from matchstream.config import Config
 from matchstream.db import connect
+from matchstream.ddl.script import prepare_script
 from matchstream.framing import encode_frames
 from matchstream.ml import admin
 from matchstream.ml.errors import ModelStoreError
@@ -57,12 +58,13 @@ def setting(stack_config: Config, tmp_path: Path, cli_env: dict[str, str]
             ) -> Iterator[tuple[Path, str, dict[str, str]]]:
     database = f"model_{uuid.uuid4().hex[:8]}"
     conn = connect(stack_config)
-    schema = (REPO / "sql" / "00_schema.sql").read_text()
-    start = schema.index("CREATE TABLE IF NOT EXISTS model_actions")
+    schema = REPO / "sql" / "00_schema.sql"
+    (actions_table,) = [s.text for s in prepare_script(schema.read_text(), str(schema))
+                        if "CREATE TABLE IF NOT EXISTS model_actions" in s.text]
     with conn.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE `{database}`")
         cursor.execute(f"USE `{database}`")
-        cursor.execute(schema[start:schema.index(";", start)])
+        cursor.execute(actions_table)
     model_dir = tmp_path / "models"
     for start_row in (0, 200, 400):
         train(model_dir, start_row)

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from matchstream.config import ENV_PREFIX
+from matchstream.ddl.script import prepare_script
 from matchstream.engine import catalog
 from matchstream.faults import ENV_FAULT, ENV_ONCE
 from matchstream.framing import encode_frames
@@ -32,6 +33,7 @@ from matchstream.ml.numpy_scorer import NumpyScorer
 from matchstream.ml.spec import FeatureSpec
 from matchstream.ml.store import ModelStore
 from matchstream.ml.trainer_link import stop_trainer
+from matchstream.sqlrunner import default_variables
 from matchstream.stack.engine_process import prepend_interpreter
 
 from ...conftest import REPO
@@ -45,13 +47,11 @@ ROWS = 600
 BATCH = 200  # three batches
 
 
-def _statement(path: Path, starts: str) -> str:
-    """One statement of one of our SQL files, as the file has it (without comments)."""
-    text = "\n".join(line for line in path.read_text().splitlines()
-                     if not line.lstrip().startswith("--"))
-    for stmt in text.split(";"):
-        if stmt.strip().startswith(starts):
-            return stmt.strip()
+def _statement(path: Path, starts: str, variables: dict[str, str] | None = None) -> str:
+    """One statement of one of our SQL files, split and filled as `matchstream sql` does it."""
+    for stmt in prepare_script(path.read_text(), str(path), variables or {}):
+        if re.search(rf"^{re.escape(starts)}", stmt.text, re.MULTILINE):
+            return stmt.text
     raise AssertionError(f"no statement starting {starts!r} in {path}")
 
 
@@ -60,10 +60,9 @@ def setup_training(env: Env, model_dir: Path) -> None:
     database and topic, with smaller batches."""
     env.db(_statement(REPO / "sql" / "00_schema.sql",
                       "CREATE TABLE IF NOT EXISTS training_metrics"))
-    pipeline = _statement(REPO / "sql" / "10_pipelines.sql", "CREATE OR REPLACE PIPELINE training")
-    for name, value in {"KAFKA": env.kafka, "TRANSFORMS": str(REPO / "transforms"),
-                        "MODEL_DIR": str(model_dir), "FEATURES": str(SPEC_PATH)}.items():
-        pipeline = pipeline.replace("${" + name + "}", value)
+    variables = {**default_variables(env.config), "MODEL_DIR": str(model_dir)}
+    pipeline = _statement(REPO / "sql" / "10_pipelines.sql",
+                          "CREATE OR REPLACE PIPELINE training", variables)
     pipeline = pipeline.replace(f"{env.kafka}/training'", f"{env.kafka}/{env.topic}'")
     pipeline = re.sub(r"MAX_OFFSETS_PER_BATCH_PARTITION \d+",
                       f"MAX_OFFSETS_PER_BATCH_PARTITION {BATCH}", pipeline)
