@@ -4,6 +4,16 @@ Everything lives under the state directory: data directory, socket, pid file and
 generated root password (mode 0600). The server binds to the configured host only and ignores
 every system option file (``--no-defaults``), so a developer's own MariaDB, its my.cnf and port
 3306 are never touched.
+
+Root never exists without its password on a server that accepts connections. mariadb-install-db
+creates root without one, so the password is set offline, by ``mariadbd --bootstrap
+--skip-networking`` reading SQL from a pipe (no TCP port, no socket; the password on no command
+line and in no file but ``mariadb.password``), before the server is ever started.
+``SECURED_MARKER`` in the data directory records that this was done: a new data directory is made
+under ``mariadb.new`` and renamed into place only with root's password and the marker in it, and
+``start`` refuses to launch a server on a data directory without the marker until ``secure`` has
+set the password. An ``up`` interrupted at any point therefore leaves either no data directory
+(the next ``up`` redoes it) or a secured one.
 """
 
 from __future__ import annotations
@@ -13,10 +23,12 @@ import secrets
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pymysql
+from pymysql.converters import escape_string
 
-from matchstream.config import Config
+from matchstream.config import Config, ConfigError
 from matchstream.stack.errors import ComponentStartError, MissingBinaryError
 from matchstream.stack.ports import port_answers
 from matchstream.stack.process import ManagedProcess
@@ -30,11 +42,29 @@ SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin")
 # TCP clients (127.0.0.1, ::1) and socket clients (localhost) agree.
 ROOT_HOSTS = ("localhost", "127.0.0.1", "::1")
 ACCESS_DENIED = 1045
+# Written into the data directory once root has its password (see the module's docstring).
+SECURED_MARKER = "matchstream-secured"
+# InnoDB sizing shared by the bootstrap and the server, so neither resizes the other's redo log.
+INNODB_ARGS = ("--innodb-buffer-pool-size=256M", "--innodb-log-file-size=128M")
 
 
 def mask(secret: str) -> str:
     """Show just enough of a secret to tell two apart, never the whole of it."""
     return secret[:2] + "*" * 8 if len(secret) > 4 else "*" * 8
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) mode 0700, and make an existing one 0700."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _which(name: str, bin_dir: str = "") -> str | None:
@@ -80,30 +110,150 @@ class MariaDB:
         # mariadbd refuses to run as root unless told to; for anyone else --user is not needed.
         return ["--user=root"] if os.geteuid() == 0 else []
 
+    def secured(self) -> bool:
+        """True when the data directory is marked as having root's password."""
+        return (self.config.db_dir / SECURED_MARKER).is_file()
+
     def initialise(self) -> bool:
-        """1. Create the data directory once. Returns True when it was created now."""
+        """1. Create the data directory once, root's password included. True when created now.
+
+        The directory is made as ``<db_dir>.new`` and renamed into place only once root has its
+        password and the marker is written; a leftover ``.new`` (an interrupted ``up``) was never
+        served and is made again.
+        """
         data = self.config.db_dir
         if (data / "mysql").is_dir():
             return False
-        data.mkdir(parents=True, exist_ok=True)
+        if data.exists() and any(data.iterdir()):
+            raise ComponentStartError(
+                component=self.name,
+                reason=f"{data} exists but holds no MariaDB data directory: move it away",
+                log_path=None,
+            )
+        fresh = data.with_name(data.name + ".new")
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(mode=0o700)
         argv = [
             self.install_binary(),
             "--no-defaults",
-            f"--datadir={data}",
+            f"--datadir={fresh}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
             *self._user_args(),
         ]
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
+            if result.returncode != 0:
+                raise ComponentStartError(
+                    component=self.name,
+                    reason="mariadb-install-db failed",
+                    log_path=None,
+                    log_tail=(result.stdout + result.stderr)[-2000:],
+                )
+            self._set_password_offline(fresh)
+            if data.exists():
+                data.rmdir()  # empty, checked above
+            os.rename(fresh, data)
+            _fsync_dir(data.parent)
+        except BaseException:
+            shutil.rmtree(fresh, ignore_errors=True)  # a half-made data directory would stick
+            raise
+        return True
+
+    def secure(self) -> None:
+        """2. Make sure root has the generated password before the server ever listens.
+
+        A data directory without the marker (made by an older matchstream, which set the
+        password only after the server was listening, possibly interrupted before it did) gets
+        the password offline now. The server must not be running.
+        """
+        if self.secured():
+            if not self.config.db_password_file.exists():
+                raise self._password_rejected()
+            return
+        self._set_password_offline(self.config.db_dir)
+
+    def _password(self) -> str:
+        """The generated password, created (mode 0600) if there is none yet.
+
+        The file is written before the server is told, so a crash in between leaves a file that
+        the next ``up`` applies again instead of a lost password.
+        """
+        pw_file = self.config.db_password_file
+        if not pw_file.exists():
+            pw_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+        password = pw_file.read_text().strip()
+        if not password:  # would make root passwordless
+            raise ComponentStartError(
+                component=self.name, reason=f"{pw_file} is empty: remove it", log_path=None
+            )
+        return password
+
+    def _secure_sql(self, password: str) -> str:
+        pw = escape_string(password)
+        hosts = ", ".join(f"'{h}'" for h in ROOT_HOSTS)
+        lines = [
+            # --bootstrap starts without the grant tables; ALTER USER needs them loaded.
+            "FLUSH PRIVILEGES;",
+            # Accounts for the machine's host name are useless with --skip-name-resolve and
+            # would keep an empty password; anonymous accounts would let anyone in.
+            "SET @extra = (SELECT GROUP_CONCAT(CONCAT(QUOTE(`User`), '@', QUOTE(`Host`))) "
+            f"FROM mysql.global_priv WHERE (`User` = 'root' AND `Host` NOT IN ({hosts})) "
+            "OR `User` = '');",
+            "EXECUTE IMMEDIATE IF(@extra IS NULL, 'DO 0', CONCAT('DROP USER ', @extra));",
+        ]
+        for host in ROOT_HOSTS:
+            lines += [
+                f"CREATE USER IF NOT EXISTS 'root'@'{host}' IDENTIFIED BY '{pw}';",
+                f"ALTER USER 'root'@'{host}' IDENTIFIED BY '{pw}';",
+                f"GRANT ALL PRIVILEGES ON *.* TO 'root'@'{host}' WITH GRANT OPTION;",
+            ]
+        return "\n".join(lines) + "\n"
+
+    def _set_password_offline(self, data: Path) -> None:
+        """Give every root account the generated password with the server offline, then mark
+        ``data`` as secured.
+
+        ``mariadbd --bootstrap`` runs the SQL from its stdin and exits; with --skip-networking
+        and a socket path in the 0700 run directory nothing can connect to it meanwhile. The
+        password goes through the pipe only: not on a command line, not in a file, and the
+        output shown on failure has it masked.
+        """
+        password = self._password()
+        _private_dir(self.config.run_dir)
+        argv = [
+            self.server_binary(),
+            "--no-defaults",
+            f"--datadir={data}",
+            "--bootstrap",
+            "--skip-networking",
+            f"--socket={self.config.run_dir / 'mariadb-bootstrap.sock'}",
+            "--log-warnings=0",
+            *INNODB_ARGS,
+            *self._user_args(),
+        ]
+        result = subprocess.run(  # noqa: S603 - argv is ours, the SQL goes through stdin
+            argv, input=self._secure_sql(password), capture_output=True, text=True, check=False
+        )
         if result.returncode != 0:
-            shutil.rmtree(data, ignore_errors=True)  # a half-made data directory would stick
+            output = (result.stdout + result.stderr).replace(password, mask(password))
             raise ComponentStartError(
                 component=self.name,
-                reason="mariadb-install-db failed",
+                reason=f"could not set the root password in {data} (mariadbd --bootstrap)",
                 log_path=None,
-                log_tail=(result.stdout + result.stderr)[-2000:],
+                log_tail=output[-2000:],
             )
-        return True
+        marker = data / SECURED_MARKER
+        with open(marker, "w") as out:
+            out.write("root has the password of the state directory's mariadb.password\n")
+            out.flush()
+            os.fsync(out.fileno())
+        _fsync_dir(data)
 
     def argv(self) -> list[str]:
         c = self.config
@@ -119,8 +269,7 @@ class MariaDB:
             # The pipeline engine loads batches with LOAD DATA LOCAL INFILE.
             "--local-infile=1",
             # A developer machine, not a server: keep memory small and start fast.
-            "--innodb-buffer-pool-size=256M",
-            "--innodb-log-file-size=128M",
+            *INNODB_ARGS,
             "--max-connections=200",
             "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_unicode_ci",
@@ -130,7 +279,13 @@ class MariaDB:
         ]
 
     def start(self) -> None:
-        self.config.run_dir.mkdir(parents=True, exist_ok=True)
+        """3. Start the server, never on a data directory whose root lacks the password."""
+        self.secure()
+        if not self.secured():  # secure() either marks the directory or raises
+            raise ComponentStartError(
+                component=self.name, reason=f"{self.config.db_dir} is not secured", log_path=None
+            )
+        _private_dir(self.config.run_dir)  # the socket's directory: only its owner gets in
         self.process.start(self.argv())
 
     def _socket_connect(self, password: str) -> pymysql.Connection:
@@ -153,7 +308,7 @@ class MariaDB:
         )
 
     def wait_ready(self) -> None:
-        """2. Wait until the socket accepts a connection (with or without the password).
+        """4. Wait until the socket accepts a connection with the password.
 
         A server that answers but refuses every password we know will not change its mind:
         stop it and say so, instead of waiting for the timeout.
@@ -161,17 +316,13 @@ class MariaDB:
         deadline = time.monotonic() + self.config.start_timeout_s
         while time.monotonic() < deadline:
             if self.config.db_socket.exists():
-                refused = 0
-                candidates = self._candidate_passwords()
-                for password in candidates:
-                    try:
-                        self._socket_connect(password).close()
-                        return
-                    except pymysql.err.OperationalError as exc:
-                        refused += exc.args[:1] == (ACCESS_DENIED,)
-                if refused == len(candidates):
-                    self.process.stop()
-                    raise self._password_rejected()
+                try:
+                    self._socket_connect(self.config.db_password()).close()
+                    return
+                except (pymysql.err.OperationalError, ConfigError) as exc:
+                    if isinstance(exc, ConfigError) or exc.args[:1] == (ACCESS_DENIED,):
+                        self.process.stop()
+                        raise self._password_rejected() from exc
             if self.process.exited_early():
                 break
             time.sleep(0.2)
@@ -181,54 +332,6 @@ class MariaDB:
             log_path=self.process.log_file,
             log_tail=self.process.log_tail(),
         )
-
-    def _candidate_passwords(self) -> list[str]:
-        stored = self.config.db_password_file
-        return [stored.read_text().strip(), ""] if stored.exists() else [""]
-
-    def secure(self) -> None:
-        """3. Make sure root has the generated password (set once, on the first start).
-
-        The password file is written (0600) before the server is told, so a crash in between
-        leaves a file that the next `up` finds and applies again instead of a lost password.
-        """
-        pw_file = self.config.db_password_file
-        if not pw_file.exists():
-            pw_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(24) + "\n")
-        password = pw_file.read_text().strip()
-        try:
-            self._socket_connect(password).close()
-            return  # already applied
-        except pymysql.err.OperationalError:
-            pass
-        try:
-            conn = self._socket_connect("")
-        except pymysql.err.OperationalError as exc:
-            if exc.args[:1] == (ACCESS_DENIED,):
-                raise self._password_rejected() from exc
-            raise
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT `Host` FROM mysql.user WHERE `User` = 'root'")
-                hosts = {row[0] for row in cur.fetchall()}
-                for host in ROOT_HOSTS:
-                    if host not in hosts:
-                        cur.execute("CREATE USER 'root'@%s IDENTIFIED BY %s", (host, password))
-                        cur.execute(
-                            "GRANT ALL PRIVILEGES ON *.* TO 'root'@%s WITH GRANT OPTION", (host,)
-                        )
-                    else:
-                        cur.execute("ALTER USER 'root'@%s IDENTIFIED BY %s", (host, password))
-                # Accounts for the machine's host name are useless with --skip-name-resolve and
-                # would keep an empty password.
-                for host in hosts - set(ROOT_HOSTS):
-                    cur.execute("DROP USER 'root'@%s", (host,))
-                cur.execute("FLUSH PRIVILEGES")
-        finally:
-            conn.close()
 
     def answers(self) -> bool:
         """True when ``SELECT 1`` succeeds over TCP with the generated password."""
@@ -252,12 +355,14 @@ class MariaDB:
             conn.close()
 
     def write_client_file(self) -> None:
-        """4. A mysql option file (mode 0600) with address, user and password: the client reads
+        """5. A mysql option file (mode 0600) with address, user and password: the client reads
         the password from it, so it never shows in a command line (``ps``) or shell history."""
         c = self.config
         target = c.db_client_file
         tmp = target.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A fresh file only: never write the password through a leftover or a planted symlink.
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(
                 "[client]\n"

@@ -37,7 +37,7 @@ class Stack:
     @contextmanager
     def _lock(self) -> Iterator[None]:
         # Two `up`s at once would both see "not running" and start twice.
-        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(self.config.state_dir / "stack.lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
@@ -47,7 +47,8 @@ class Stack:
 
         1. Check binaries and ports of the parts that must start, before starting anything.
         2. Broker: start, wait for a metadata answer, (re)create the project's topics (memory only).
-        3. MariaDB: initialise the data directory once, start, wait, apply the root password.
+        3. MariaDB: initialise the data directory once (root gets its password there, offline),
+           start, wait. The server never listens while root has no password (mariadb.py).
         4. Engine: start last, since it needs the other two.
         """
         done: list[str] = []
@@ -55,6 +56,12 @@ class Stack:
             c = self.config
             broker_running = self.broker.process.running_pid() is not None
             db_running = self.mariadb.process.running_pid() is not None
+            if db_running and not self.mariadb.secured():
+                # Started by an older matchstream, which set root's password only after the
+                # server was listening: stop it, so that start() sets the password offline.
+                self.mariadb.process.stop()
+                db_running = False
+                done.append("stopped MariaDB to set the root password with the server offline")
             if not broker_running:
                 self.broker.binary()
                 ensure_port_free(
@@ -84,10 +91,9 @@ class Stack:
             if not db_running:
                 if self.mariadb.initialise():
                     done.append(f"initialised MariaDB data directory {c.db_dir}")
-                self.mariadb.start()
+                self.mariadb.start()  # sets root's password offline first if not yet done
                 done.append(f"started MariaDB on {self.mariadb.address}")
             self.mariadb.wait_ready()
-            self.mariadb.secure()
             self.mariadb.write_client_file()
 
             c.record()
