@@ -8,14 +8,15 @@ and reads them (the transforms), so both sides cannot drift apart.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from matchstream.errors import MatchstreamError
 
-__all__ = ["HEADER", "FramingError", "encode_frames", "iter_frame_blocks", "iter_frames",
-           "split_frames"]
+__all__ = ["HEADER", "FramingError", "encode_frames", "fingerprint", "iter_frame_blocks",
+           "iter_frames", "split_frames"]
 
 HEADER = struct.Struct("<Q")
 
@@ -44,6 +45,17 @@ def encode_frames(payloads: Iterable[bytes]) -> bytes:
     b'\\x02\\x00\\x00\\x00\\x00\\x00\\x00\\x00ab'
     """
     return b"".join(HEADER.pack(len(p)) + p for p in payloads)
+
+
+def fingerprint(raw: bytes) -> str:
+    """The identity of a batch: SHA-256 of its framed input, the only thing a transform sees
+    that is the same on every retry (on SingleStore too). train.py records it as
+    ``input_fingerprint``, rejects.py as ``batch_fingerprint``, so the two join.
+
+    >>> fingerprint(b"")[:12]
+    'e3b0c44298fc'
+    """
+    return hashlib.sha256(raw).hexdigest()
 
 
 def _truncated_header(got: int, index: int, at: int) -> FramingError:

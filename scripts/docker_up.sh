@@ -25,6 +25,9 @@ SQL_DIR="${MATCHSTREAM_SQL_DIR:-$ROOT/sql}"
 # Fixed by issue 5: the database sql/00_schema.sql creates and the two pipelines/topics.
 DATABASE="speed_dating"
 TOPICS=(training scoring)
+# Every pipeline of sql/10_pipelines.sql; each reads the topic its name starts with (a reject
+# pipeline records the bad messages its demo pipeline skips, in rejected_rows).
+PIPELINES=(training scoring training_rejects scoring_rejects)
 # Partitions per topic: the dev image caps a database at 2 partitions, so more buys nothing.
 TOPIC_PARTITIONS=2
 # The free licence allows 8 cores at most (docs/containers.md, "Limits").
@@ -208,11 +211,11 @@ apply_sql() {
 }
 
 start_pipelines() {
-  local topic
-  for topic in "${TOPICS[@]}"; do
-    say "START PIPELINE $topic"
-    printf 'START PIPELINE IF NOT RUNNING %s;\n' "$topic" | s2_sql -D "$DATABASE" \
-      || die "could not start pipeline $topic"
+  local pipeline
+  for pipeline in "${PIPELINES[@]}"; do
+    say "START PIPELINE $pipeline"
+    printf 'START PIPELINE IF NOT RUNNING %s;\n' "$pipeline" | s2_sql -D "$DATABASE" \
+      || die "could not start pipeline $pipeline"
   done
 }
 
@@ -258,19 +261,20 @@ produce_data() {
 # Waits until every pipeline has committed up to its topic's end offsets (the cursors, not a
 # sleep), failing early with PIPELINES_ERRORS when a pipeline is in state Error.
 wait_for_pipelines() {
-  local deadline=$((SECONDS + CATCHUP_TIMEOUT)) topic end done_offset state
-  for topic in "${TOPICS[@]}"; do
+  local deadline=$((SECONDS + CATCHUP_TIMEOUT)) pipeline topic end done_offset state
+  for pipeline in "${PIPELINES[@]}"; do
+    topic="${pipeline%_rejects}"
     end="$(topic_end "$topic")"
-    say "waiting for pipeline $topic to load $end messages"
+    say "waiting for pipeline $pipeline to load $end messages"
     while :; do
-      done_offset="$(printf "SELECT COALESCE(SUM(SUCCESSFUL_CURSOR_OFFSET), 0) FROM information_schema.PIPELINES_CURSORS WHERE DATABASE_NAME = '%s' AND PIPELINE_NAME = '%s';\n" "$DATABASE" "$topic" | s2_query)"
+      done_offset="$(printf "SELECT COALESCE(SUM(SUCCESSFUL_CURSOR_OFFSET), 0) FROM information_schema.PIPELINES_CURSORS WHERE DATABASE_NAME = '%s' AND PIPELINE_NAME = '%s';\n" "$DATABASE" "$pipeline" | s2_query)"
       [ "${done_offset:-0}" -ge "$end" ] && break
-      state="$(printf "SELECT STATE FROM information_schema.PIPELINES WHERE DATABASE_NAME = '%s' AND PIPELINE_NAME = '%s';\n" "$DATABASE" "$topic" | s2_query)"
+      state="$(printf "SELECT STATE FROM information_schema.PIPELINES WHERE DATABASE_NAME = '%s' AND PIPELINE_NAME = '%s';\n" "$DATABASE" "$pipeline" | s2_query)"
       if [ "$state" = Error ]; then
-        printf "SELECT ERROR_TYPE, ERROR_MESSAGE FROM information_schema.PIPELINES_ERRORS WHERE DATABASE_NAME = '%s' AND PIPELINE_NAME = '%s' ORDER BY ERROR_UNIX_TIMESTAMP DESC LIMIT 5;\n" "$DATABASE" "$topic" | s2_sql >&2 || true
-        die "pipeline $topic is in state Error (errors above; README: troubleshooting)"
+        printf "SELECT ERROR_TYPE, ERROR_MESSAGE FROM information_schema.PIPELINES_ERRORS WHERE DATABASE_NAME = '%s' AND PIPELINE_NAME = '%s' ORDER BY ERROR_UNIX_TIMESTAMP DESC LIMIT 5;\n" "$DATABASE" "$pipeline" | s2_sql >&2 || true
+        die "pipeline $pipeline is in state Error (errors above; README: troubleshooting)"
       fi
-      [ "$SECONDS" -lt "$deadline" ] || die "pipeline $topic loaded ${done_offset:-0} of $end messages in ${CATCHUP_TIMEOUT}s"
+      [ "$SECONDS" -lt "$deadline" ] || die "pipeline $pipeline loaded ${done_offset:-0} of $end messages in ${CATCHUP_TIMEOUT}s"
       sleep 2
     done
   done
@@ -295,7 +299,8 @@ summary() {
   say "summary"
   s2_sql -D "$DATABASE" --table <<'SQL'
 SELECT 'training_metrics' AS table_name, COUNT(*) AS row_count FROM training_metrics
-UNION ALL SELECT 'predictions', COUNT(*) FROM predictions;
+UNION ALL SELECT 'predictions', COUNT(*) FROM predictions
+UNION ALL SELECT 'rejected_rows', COUNT(*) FROM rejected_rows;
 SELECT COUNT(DISTINCT model_version) AS model_versions_used_for_scoring FROM predictions;
 SQL
 }

@@ -69,3 +69,27 @@ CREATE TABLE IF NOT EXISTS score_labels (
     `match` TINYINT NOT NULL,
     PRIMARY KEY (id)
 );
+
+-- One row per message the demo pipelines left out as a bad row (`--on-bad-row skip`), written by
+-- the companion pipelines training_rejects and scoring_rejects (transforms/rejects.py; columns
+-- in docs/model.md, "Bad rows"). batch_id is the reject pipeline's batch (pipeline_batch_id())
+-- and position the message's index in its batch partition: the message's Kafka offset is that
+-- batch partition's BATCH_EARLIEST_OFFSET + position. batch_fingerprint joins
+-- training_metrics.input_fingerprint when both pipelines cut the same batch.
+-- message holds the first 64 KiB byte for byte; message_bytes and message_sha256 the whole.
+-- No primary key: the natural one, (pipeline_name, batch_fingerprint, position), is not unique
+-- (the same bad message alone in two batches gives two equal rows, and both were sent), and a
+-- duplicate-key error would stop the one pipeline that must never stop. Each row is loaded once
+-- with its batch's cursor move, like every pipeline row.
+CREATE TABLE IF NOT EXISTS rejected_rows (
+    pipeline_name     VARCHAR(64) NOT NULL,
+    batch_id          BIGINT NULL,
+    batch_fingerprint CHAR(64) NOT NULL,
+    `position`        INT NOT NULL,
+    reason            VARCHAR(1024) NOT NULL,
+    message_bytes     BIGINT NOT NULL,
+    message_sha256    CHAR(64) NOT NULL,
+    message           LONGBLOB NOT NULL,
+    loaded_at         DATETIME(6) NULL,
+    KEY (pipeline_name, loaded_at)
+);

@@ -1,7 +1,7 @@
--- matchstream: the two pipelines. Placeholders ${NAME} are filled in by
--- `matchstream sql --var NAME=VALUE` (setup.sh and `matchstream demo` pass them):
+-- matchstream: the two pipelines and their two reject pipelines. Placeholders ${NAME} are
+-- filled in by `matchstream sql --var NAME=VALUE` (setup.sh and `matchstream demo` pass them):
 --   ${KAFKA}       broker host:port as the database sees it (local 127.0.0.1:9092, docker kafka:29092)
---   ${TRANSFORMS}  absolute directory of train.py and score.py
+--   ${TRANSFORMS}  absolute directory of train.py, score.py and rejects.py
 --   ${MODEL_DIR}   absolute model directory shared by both transforms
 --   ${FEATURES}    absolute path of the feature spec (data/features.json)
 -- docker/pipeline-vars.env holds the container values; docs/pipeline-grammar.md the syntax.
@@ -11,11 +11,13 @@ USE speed_dating;
 -- Training: batches of at most 500 messages per partition; each batch is first scored by the
 -- current model (metrics), then learned from, and saved as a new model version, exactly once:
 -- a retried batch is recognised by its input fingerprint and reloads the same row.
+-- A bad message is left out (skipped_rows counts it) and recorded by training_rejects below,
+-- so one bad message cannot stop the pipeline.
 CREATE OR REPLACE PIPELINE training AS
 LOAD DATA KAFKA '${KAFKA}/training'
 BATCH_INTERVAL 500
 MAX_OFFSETS_PER_BATCH_PARTITION 500
-WITH TRANSFORM ('file://localhost${TRANSFORMS}/train.py', '', '--model-dir ${MODEL_DIR} --spec ${FEATURES}')
+WITH TRANSFORM ('file://localhost${TRANSFORMS}/train.py', '', '--model-dir ${MODEL_DIR} --spec ${FEATURES} --on-bad-row skip')
 INTO TABLE training_metrics
 FIELDS TERMINATED BY '\t'
 LINES TERMINATED BY '\n'
@@ -26,14 +28,43 @@ SET loaded_at = NOW(6);
 
 -- Scoring: small batches so predictions follow the newest model version closely. Until the first
 -- version exists, score.py waits up to 60 s, then fails the batch (and the engine retries).
+-- A bad message is left out and recorded by scoring_rejects below.
 CREATE OR REPLACE PIPELINE scoring AS
 LOAD DATA KAFKA '${KAFKA}/scoring'
 BATCH_INTERVAL 500
 MAX_OFFSETS_PER_BATCH_PARTITION 100
-WITH TRANSFORM ('file://localhost${TRANSFORMS}/score.py', '', '--model-dir ${MODEL_DIR} --wait-for-model 60')
+WITH TRANSFORM ('file://localhost${TRANSFORMS}/score.py', '', '--model-dir ${MODEL_DIR} --wait-for-model 60 --on-bad-row skip')
 REPLACE
 INTO TABLE predictions
 FIELDS TERMINATED BY '\t'
 LINES TERMINATED BY '\n'
 (id, probability, predicted, model_version, scored_at)
 SET loaded_at = NOW(6);
+
+-- The reject pipelines: the same topics again, through rejects.py, which decodes each message
+-- with the decoder and spec of the pipeline above and prints a row only for the messages that
+-- pipeline skips (docs/model.md, "Bad rows"). On SingleStore a successful transform's stderr is
+-- seen by no one, so this is where skipped messages become visible. The same batch options as
+-- the pipeline they watch: when both read data that is already there they cut the same batches,
+-- and batch_fingerprint then equals training_metrics.input_fingerprint.
+CREATE OR REPLACE PIPELINE training_rejects AS
+LOAD DATA KAFKA '${KAFKA}/training'
+BATCH_INTERVAL 500
+MAX_OFFSETS_PER_BATCH_PARTITION 500
+WITH TRANSFORM ('file://localhost${TRANSFORMS}/rejects.py', '', '--spec ${FEATURES} --rows training')
+INTO TABLE rejected_rows
+FIELDS TERMINATED BY '\t'
+LINES TERMINATED BY '\n'
+(batch_fingerprint, `position`, reason, message_bytes, message_sha256, message)
+SET pipeline_name = 'training', batch_id = pipeline_batch_id(), loaded_at = NOW(6);
+
+CREATE OR REPLACE PIPELINE scoring_rejects AS
+LOAD DATA KAFKA '${KAFKA}/scoring'
+BATCH_INTERVAL 500
+MAX_OFFSETS_PER_BATCH_PARTITION 100
+WITH TRANSFORM ('file://localhost${TRANSFORMS}/rejects.py', '', '--spec ${FEATURES} --rows scoring')
+INTO TABLE rejected_rows
+FIELDS TERMINATED BY '\t'
+LINES TERMINATED BY '\n'
+(batch_fingerprint, `position`, reason, message_bytes, message_sha256, message)
+SET pipeline_name = 'scoring', batch_id = pipeline_batch_id(), loaded_at = NOW(6);

@@ -1,4 +1,5 @@
-"""Run train.py and score.py the way SingleStore will, on a few real rows, and check the output.
+"""Run train.py, score.py and rejects.py the way SingleStore will, on a few real rows, and check
+the output.
 
 The image build runs this as the database user (see Dockerfile), so a transform that cannot find
 its interpreter, its packages, its feature spec or a writable directory fails ``docker build``
@@ -34,6 +35,9 @@ ROWS = 200
 
 # The columns score.py prints per row: id, probability, predicted, model_version, scored_at.
 SCORE_COLUMNS = 5
+# The columns rejects.py prints per bad message: batch_fingerprint, position, reason,
+# message_bytes, message_sha256, message.
+REJECT_COLUMNS = 6
 
 # How long one transform may take; a TF import on an emulated CPU is slow but not minutes.
 TIMEOUT_S = 300
@@ -87,7 +91,8 @@ def run_transform(script: Path, args: list[str], stdin: bytes, env: dict[str, st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
-    parser.add_argument("--transforms", type=Path, required=True, help="dir of train.py, score.py")
+    parser.add_argument("--transforms", type=Path, required=True,
+                        help="dir of train.py, score.py, rejects.py")
     parser.add_argument("--features", type=Path, required=True, help="the feature spec JSON")
     parser.add_argument("--data", type=Path, required=True, help="dir of train.csv and score.csv")
     parser.add_argument(
@@ -130,9 +135,19 @@ def main(argv: list[str] | None = None) -> int:
                              f"{bad[0]!r}")
         if not os.path.isdir(os.path.join(model_dir, "versions")):
             raise SystemExit("smoke: train.py wrote no model version")
+        # rejects.py prints a row for the bad message only (here the last one).
+        bad_in = score_in + HEADER.pack(3) + b"1,2"
+        rejects = run_transform(args.transforms / "rejects.py",
+                                ["--spec", str(args.features), "--rows", "scoring"], bad_in, env)
+        if len(rejects) != 1 or len(rejects[0].split("\t")) != REJECT_COLUMNS:
+            raise SystemExit(f"smoke: rejects.py printed {rejects!r}, expected one row of "
+                             f"{REJECT_COLUMNS} fields for the one bad message")
+        if rejects[0].split("\t")[1] != str(n_score):
+            raise SystemExit(f"smoke: rejects.py placed the bad message at {rejects[0]!r}")
         wait_trainer_gone(Path(model_dir))
 
-    print(f"smoke: ok (train.py: 1 metrics row; score.py: {n_score} predictions)", file=sys.stderr)
+    print(f"smoke: ok (train.py: 1 metrics row; score.py: {n_score} predictions; rejects.py: "
+          "1 reject)", file=sys.stderr)
     return 0
 
 

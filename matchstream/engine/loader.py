@@ -122,6 +122,8 @@ class LoadSpec:
     replace: bool
     handling: ErrorHandling | None
     where: str | None = None  # verbatim SQL condition, applied through a staging table
+    # SET calls pipeline_batch_id(): the session variable BATCH_ID_VARIABLE holds it per load.
+    uses_batch_id: bool = False
 
     @classmethod
     def from_pipeline(cls, stmt: CreatePipeline, database: str) -> LoadSpec:
@@ -155,10 +157,12 @@ class LoadSpec:
                     entries.append(DISCARD_VAR)
             columns = tuple(entries)
         set_clause = None
+        uses_batch_id = False
         if stmt.set_assignments:
             set_clause = ", ".join(
                 f"{quote_identifier(a.column)} = {a.expression}" for a in stmt.set_assignments
             )
+            set_clause, uses_batch_id = with_batch_id(set_clause)
         assert fields_.terminated_by is not None and fields_.enclosed_by is not None
         assert fields_.escaped_by is not None
         assert lines.starting_by is not None and lines.terminated_by is not None
@@ -178,6 +182,7 @@ class LoadSpec:
             replace=stmt.replace,
             handling=stmt.error_handling,
             where=stmt.where,
+            uses_batch_id=uses_batch_id,
         )
 
     def target(self, table: str | None = None) -> str:
@@ -297,7 +302,35 @@ def _classify(
     return keep, drop, rejected
 
 
-def load_file(conn: Any, path: Path, spec: LoadSpec, *, table: str | None = None) -> LoadResult:
+# SingleStore's pipeline_batch_id() in SET: the ID of the batch loading the row. MariaDB has no
+# such function, so the call becomes this session variable, set before each LOAD DATA.
+BATCH_ID_VARIABLE = "@matchstream_pipeline_batch_id"
+_BATCH_ID_CALL = re.compile(
+    r"('(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`(?:[^`]|``)*`)"
+    r"|\bpipeline_batch_id\s*\(\s*\)", re.IGNORECASE)
+
+
+def with_batch_id(expression: str) -> tuple[str, bool]:
+    """``expression`` with every ``pipeline_batch_id()`` call (not inside a string or a quoted
+    name) replaced by :data:`BATCH_ID_VARIABLE`, and whether there was one.
+
+    >>> with_batch_id("`b` = pipeline_batch_id(), `s` = 'pipeline_batch_id()'")
+    ("`b` = @matchstream_pipeline_batch_id, `s` = 'pipeline_batch_id()'", True)
+    """
+    found = False
+
+    def swap(match: re.Match[str]) -> str:
+        nonlocal found
+        if match.group(1):
+            return match.group(1)
+        found = True
+        return BATCH_ID_VARIABLE
+
+    return _BATCH_ID_CALL.sub(swap, expression), found
+
+
+def load_file(conn: Any, path: Path, spec: LoadSpec, *, table: str | None = None,
+              batch_id: int | None = None) -> LoadResult:
     """Load ``path`` into the target (or ``table``) inside the caller's open transaction.
 
     1. ``SAVEPOINT``, then ``LOAD DATA LOCAL INFILE`` with the pipeline's options.
@@ -307,8 +340,11 @@ def load_file(conn: Any, path: Path, spec: LoadSpec, *, table: str | None = None
        repeats from the savepoint. Line numbers in the result always refer to ``path``.
 
     With WHERE, steps 1-3 load a staging table and the filtered rows are then copied into the
-    target (:func:`_load_filtered`).
+    target (:func:`_load_filtered`). ``batch_id`` is what SET's ``pipeline_batch_id()`` gives.
     """
+    if spec.uses_batch_id:
+        with conn.cursor() as cursor:
+            cursor.execute(f"SET {BATCH_ID_VARIABLE} = %s", [batch_id])
     if spec.where is not None:
         return _load_filtered(conn, path, spec, table)
     sql, params = spec.statement(table)

@@ -9,14 +9,54 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Sequence
 
 from matchstream.ml.errors import BadRow
 from matchstream.ml.spec import FeatureSpec
 
-__all__ = ["RowDecoder", "strip_newlines"]
+__all__ = ["ID_TABLE", "RowDecoder", "bigint_id", "id_reason", "shown", "strip_newlines"]
 
 Row = tuple[str, float, list[float], list[int]]
+
+# Where every id ends up: the scoring pipeline loads it into this BIGINT column, so an id the
+# table would refuse is a bad row here, before it can fail a batch's LOAD DATA.
+ID_TABLE = "predictions.id"
+_BIGINT_MIN, _BIGINT_MAX = -(2 ** 63), 2 ** 63 - 1
+_INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit would take '²' or '٣'
+# A value quoted in a reason is cut to this many characters: a reason names the problem, the
+# message itself is elsewhere (the producer's file line, rejected_rows.message).
+_SHOWN_CHARS = 80
+
+
+def bigint_id(text: str) -> bool:
+    """Whether ``text`` is a base-10 integer that fits BIGINT (what ``predictions.id`` loads).
+
+    >>> [bigint_id(t) for t in ("42", "-7", "007", "9223372036854775807", "9223372036854775808")]
+    [True, True, True, True, False]
+    >>> [bigint_id(t) for t in ("", "abc", "1.0", "+5", " 5", "1_000", "\u0663")]
+    [False, False, False, False, False, False, False]
+    """
+    if not _INTEGER.fullmatch(text):
+        return False
+    digits = len(text.lstrip("-").lstrip("0"))
+    return digits < 19 or (digits == 19 and _BIGINT_MIN <= int(text) <= _BIGINT_MAX)
+
+
+def id_reason(text: str) -> str:
+    """The bad-row reason for an id :func:`bigint_id` refuses."""
+    return f"id must be an integer that fits BIGINT ({ID_TABLE}), got {shown(text)}"
+
+
+def shown(text: str) -> str:
+    """``text`` quoted for a reason, cut to :data:`_SHOWN_CHARS` characters.
+
+    >>> shown("abc"), shown("x" * 100)[-20:]
+    ("'abc'", "xxxx'... (100 chars)")
+    """
+    if len(text) <= _SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:_SHOWN_CHARS]!r}... ({len(text)} chars)"
 
 
 def strip_newlines(payloads: Sequence[bytes]) -> list[bytes]:
@@ -47,15 +87,16 @@ class RowDecoder:
     def decode(self, line: bytes, position: int) -> Row:
         fields = self._split(line, position)
         row_id = fields[self._id]
-        if not row_id or "\t" in row_id or "\\" in row_id:
-            raise BadRow("id is empty or holds a tab or backslash", index=position,
-                         column=self.spec.id)
+        if not row_id:
+            raise BadRow("id is empty", index=position, column=self.spec.id)
+        if not bigint_id(row_id):
+            raise BadRow(id_reason(row_id), index=position, column=self.spec.id)
         label = 0.0
         if self.with_label:
             text = fields[self._label]
             label = _number(text, position, self.spec.label)
             if label not in (0.0, 1.0):
-                raise BadRow(f"label must be 0 or 1, got {text!r}", index=position,
+                raise BadRow(f"label must be 0 or 1, got {shown(text)}", index=position,
                              column=self.spec.label)
         nums = [_number(fields[i], position, name, allow_empty=True)
                 for i, name in self._numeric]
@@ -64,8 +105,8 @@ class RowDecoder:
             token = fields[i]
             code = -1 if token == "" else lookup.get(token)
             if code is None:
-                shown = ", ".join(vocabulary[:10]) + (", ..." if len(vocabulary) > 10 else "")
-                raise BadRow(f"unknown category {token!r} (vocabulary: {shown})",
+                listed = ", ".join(vocabulary[:10]) + (", ..." if len(vocabulary) > 10 else "")
+                raise BadRow(f"unknown category {shown(token)} (vocabulary: {listed})",
                              index=position, column=name)
             cats.append(code)
         return row_id, label, nums, cats
@@ -98,7 +139,7 @@ def _number(text: str, position: int, column: str, *, allow_empty: bool = False)
     try:
         value = float(text)
     except ValueError:
-        raise BadRow(f"{text!r} is not a number", index=position, column=column) from None
+        raise BadRow(f"{shown(text)} is not a number", index=position, column=column) from None
     if not math.isfinite(value):
-        raise BadRow(f"{text!r} is not a finite number", index=position, column=column)
+        raise BadRow(f"{shown(text)} is not a finite number", index=position, column=column)
     return value

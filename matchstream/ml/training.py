@@ -25,7 +25,6 @@ load, without touching the model directory.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import time
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from matchstream import faults
-from matchstream.framing import split_frames
+from matchstream.framing import fingerprint, split_frames
 from matchstream.ml.errors import ModelStoreError, SpecError
 from matchstream.ml.features import Batch, decode_batch
 from matchstream.ml.metrics import best_f1_threshold, evaluate
@@ -55,16 +54,6 @@ __all__ = ["DEFAULT_THRESHOLD", "Trainer", "fingerprint"]
 # The threshold of an untrained model, whose probabilities are all 0.5: it predicts "match" for
 # every row, which is what a model with no information and balanced class weights should do.
 DEFAULT_THRESHOLD = 0.5
-
-
-def fingerprint(raw: bytes) -> str:
-    """The identity of a batch: SHA-256 of its framed input, the only thing a transform sees
-    that is the same on every retry (on SingleStore too).
-
-    >>> fingerprint(b"")[:12]
-    'e3b0c44298fc'
-    """
-    return hashlib.sha256(raw).hexdigest()
 
 
 @dataclass

@@ -18,8 +18,8 @@ from matchstream.framing import iter_frame_blocks
 from matchstream.ml.store import DEFAULT_KEEP
 from matchstream.ml.train_protocol import DEFAULT_IDLE_SECONDS
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "base_parser", "guard_stdout", "run_blocks", "run_raw",
-           "train_parser"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "base_parser", "guard_stdout", "new_parser", "run_blocks",
+           "run_raw", "train_parser"]
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1  # bad rows, bad framing, a missing or corrupt model directory or spec
@@ -30,9 +30,14 @@ ENV_TRAINER_IDLE = "MATCHSTREAM_TRAINER_IDLE_SECONDS"
 ENV_DRY_RUN = "MATCHSTREAM_DRY_RUN"
 
 
-def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
+def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """An argument parser that takes whole option names only."""
     # allow_abbrev=False: a pipeline's `--model x` must be an error, not `--model-dir x`.
-    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+    return argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+
+
+def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = new_parser(prog, description)
     parser.add_argument("--model-dir", required=True, help="the shared model store directory")
     parser.add_argument("--on-bad-row", choices=("fail", "skip"), default="fail",
                         help="fail the batch (default) or leave bad rows out and count them")

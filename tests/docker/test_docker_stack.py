@@ -91,7 +91,10 @@ def test_container_demo_scores_every_row_with_several_model_versions(stack) -> N
     assert query(stack, "SELECT COUNT(*) FROM information_schema.PIPELINES_ERRORS") == [["0"]]
     states = dict(query(stack, "SELECT PIPELINE_NAME, STATE FROM information_schema.PIPELINES "
                                "WHERE DATABASE_NAME = 'speed_dating'"))
-    assert states == {"training": "Running", "scoring": "Running"}
+    assert states == {"training": "Running", "scoring": "Running",
+                      "training_rejects": "Running", "scoring_rejects": "Running"}
+    # The producer checks every row, so the demo sends no bad message.
+    assert query(stack, "SELECT COUNT(*) FROM rejected_rows") == [["0"]]
 
     # Exactly one prediction per scoring row: nothing lost, nothing loaded twice.
     (n_predictions, n_ids), = query(stack, "SELECT COUNT(*), COUNT(DISTINCT id) FROM predictions")

@@ -111,16 +111,28 @@ def test_the_rendered_sql_has_no_placeholder_left(rendered_sql: str) -> None:
 # --- the pipelines against the image and the compose file ---------------------------------
 
 
+# Every pipeline of sql/10_pipelines.sql: the two demo pipelines and their reject pipelines.
+PIPELINES = ["training", "scoring", "training_rejects", "scoring_rejects"]
+
+
 def test_both_pipelines_read_their_topic_through_a_transform(pipelines) -> None:
-    assert set(pipelines) >= {"training", "scoring"}
+    assert set(pipelines) == set(PIPELINES)
     for name in ("training", "scoring"):
         assert pipelines[name].source.topic == name
         assert transform_path(pipelines[name]).endswith(("/train.py", "/score.py"))
+        # The reject pipeline reads the same topic with the same batches and the same spec.
+        rejects = pipelines[f"{name}_rejects"]
+        assert rejects.source.topic == name
+        assert transform_path(rejects).endswith("/rejects.py")
+        assert transform_args(rejects)["--rows"] == name
+        assert transform_args(pipelines[name])["--on-bad-row"] == "skip"
     assert transform_path(pipelines["training"]).endswith("/train.py")
     assert transform_path(pipelines["scoring"]).endswith("/score.py")
+    assert transform_args(pipelines["training_rejects"])["--spec"] == transform_args(
+        pipelines["training"])["--spec"]
 
 
-@pytest.mark.parametrize("name", ["training", "scoring"])
+@pytest.mark.parametrize("name", PIPELINES)
 def test_transform_file_is_copied_into_the_image(name, pipelines, dockerfile) -> None:
     path = transform_path(pipelines[name])
     copies = dockerfile.copies()
@@ -135,7 +147,7 @@ def test_transform_file_is_copied_into_the_image(name, pipelines, dockerfile) ->
     )
 
 
-@pytest.mark.parametrize("name", ["training", "scoring"])
+@pytest.mark.parametrize("name", PIPELINES)
 def test_spec_file_is_copied_into_the_image(name, pipelines, dockerfile) -> None:
     spec = transform_args(pipelines[name]).get("--spec")
     if spec is None:
@@ -175,7 +187,7 @@ def test_kafka_address_is_the_brokers_container_listener(pipelines, compose) -> 
     advertised = (x.split(":", 1) for x in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
     listeners = {name: address.removeprefix("//") for name, address in advertised}
     bound = {x.split(":", 1)[0]: x.rsplit(":", 1)[1] for x in env["KAFKA_LISTENERS"].split(",")}
-    for name in ("training", "scoring"):
+    for name in PIPELINES:
         (broker,) = pipelines[name].source.brokers
         host, _, port = broker.partition(":")
         # The compose network resolves the service name (and the explicit hostname).
@@ -254,7 +266,7 @@ def test_transform_packages_are_pinned_by_the_lock() -> None:
 def test_packages_go_to_the_interpreter_the_shebang_finds(dockerfile) -> None:
     # `#!/usr/bin/env python3` with whatever PATH the engine passes (maybe none: then only
     # /bin:/usr/bin) resolves to /usr/bin/python3, so that interpreter must get the packages.
-    for script in ("train.py", "score.py"):
+    for script in ("train.py", "score.py", "rejects.py"):
         first = (REPO / "transforms" / script).read_text().splitlines()[0]
         assert first == "#!/usr/bin/env python3", (script, first)
     installs = [i.text for i in dockerfile.of("RUN") if "pip install" in i.text]

@@ -17,6 +17,7 @@ from matchstream.framing import encode_frames
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / "transforms" / "train.py"
 SCORE = REPO / "transforms" / "score.py"
+REJECTS = REPO / "transforms" / "rejects.py"
 SPEC = REPO / "data" / "features.json"
 
 
@@ -34,8 +35,10 @@ class Result:
 def run_transform(script: Path, args: str, stdin: bytes, timeout: float = 300) -> Result:
     proc = subprocess.run([sys.executable, str(script), *args.split(" ")], input=stdin,
                           capture_output=True, timeout=timeout, cwd=REPO)
-    return Result(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8",
-                                                                                     "replace"))
+    # surrogateescape: rejects.py prints messages byte for byte, valid UTF-8 or not; encode the
+    # text the same way to get its bytes back.
+    return Result(proc.returncode, proc.stdout.decode("utf-8", "surrogateescape"),
+                  proc.stderr.decode("utf-8", "replace"))
 
 
 def train_args(model_dir: Path) -> str:

@@ -1,5 +1,9 @@
 """The conformance suite: every transform passes every check (framing edge cases, empty input,
-row counts, stdout purity, exit codes, bad rows)."""
+row counts, stdout purity, exit codes, bad rows).
+
+rejects.py is held to the same checks with its own contract where the two differ: it prints a
+row for each bad row (and exits 0) instead of failing the batch, and it has no model directory.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from matchstream.framing import encode_frames
+from matchstream.framing import encode_frames, fingerprint
+from matchstream.ml.rejects import REJECT_COLUMNS
 from matchstream.ml.rows import METRICS_COLUMNS, PREDICTION_COLUMNS
+from matchstream.ml.spec import FeatureSpec
 
-from .conftest import REPO, SCORE, SPEC, TRAIN, Result, data_lines, run_transform
+from .conftest import REJECTS, REPO, SCORE, SPEC, TRAIN, Result, data_lines, run_transform
 
 
 @dataclass(frozen=True)
@@ -26,26 +32,69 @@ class Subject:
     rows_for: Callable[[int], int]  # input rows -> output rows
     mode: str = ""  # arguments that choose how the transform works (train.py's trainer)
 
+    @property
+    def records_bad_rows(self) -> bool:
+        """rejects.py: a bad row is a row of output, not a failed batch; no model directory."""
+        return self.script == REJECTS
+
+    @property
+    def with_label(self) -> bool:
+        return self.script == TRAIN or "--rows training" in self.mode
+
     def args(self, model_dir: Path, extra: str = "") -> str:
-        base = f"--model-dir {model_dir} --spec {SPEC} {self.mode}"
+        where = "" if self.records_bad_rows else f"--model-dir {model_dir} "
+        base = f"{where}--spec {SPEC} {self.mode}"
         return f"{base.strip()} {extra}".strip()
 
 
 TRAIN_LINES = data_lines("train.csv")[1000:1040]
+SCORE_LINES = data_lines("score.csv")[:40]
 SUBJECTS = {
     # train.py handing batches to its warm trainer (the default) and training in-process.
     "train-warm": Subject(TRAIN, TRAIN_LINES, METRICS_COLUMNS, lambda n: 1, "--trainer warm"),
     "train-cold": Subject(TRAIN, TRAIN_LINES, METRICS_COLUMNS, lambda n: 1, "--trainer cold"),
-    "score": Subject(SCORE, data_lines("score.csv")[:40], PREDICTION_COLUMNS, lambda n: n),
+    "score": Subject(SCORE, SCORE_LINES, PREDICTION_COLUMNS, lambda n: n),
+    # Good rows only in these batches: no row out.
+    "rejects-training": Subject(REJECTS, TRAIN_LINES, REJECT_COLUMNS, lambda n: 0,
+                                "--rows training"),
+    "rejects-scoring": Subject(REJECTS, SCORE_LINES, REJECT_COLUMNS, lambda n: 0,
+                               "--rows scoring"),
 }
 
 
 def assert_pure(result: Result, subject: Subject, rows: int) -> None:
-    lines = result.stdout.splitlines()
+    lines = result.stdout.split("\n")[:-1]  # a rejected message may hold a \r or a \x1c
     assert len(lines) == rows, result.stderr
-    assert result.stdout.endswith("\n")
+    assert result.stdout.endswith("\n") or rows == 0 == len(result.stdout)
     for line in lines:
         assert len(line.split("\t")) == len(subject.columns), line
+
+
+_UNESCAPE = {b"\\": b"\\", b"t": b"\t", b"n": b"\n", b"r": b"\r", b"0": b"\0"}
+
+
+def load_data_reads(field: str) -> bytes:
+    """What LOAD DATA ... FIELDS ESCAPED BY '\\\\' reads from one field of rejects.py's output
+    (every escape rejects.py writes; any other one fails the test)."""
+    data, out, i = field.encode("utf-8", "surrogateescape"), bytearray(), 0
+    while i < len(data):
+        if data[i:i + 1] == b"\\":
+            out += _UNESCAPE[data[i + 1:i + 2]]
+            i += 2
+        else:
+            out += data[i:i + 1]
+            i += 1
+    return bytes(out)
+
+
+def rejected(result: Result) -> list[dict[str, str]]:
+    """rejects.py's rows by column, the reason unescaped (the message still escaped)."""
+    assert result.code == 0, result.stderr
+    rows = [dict(zip(REJECT_COLUMNS, line.split("\t"), strict=True))
+            for line in result.stdout.split("\n")[:-1]]
+    for row in rows:
+        row["reason"] = load_data_reads(row["reason"]).decode("utf-8")
+    return rows
 
 
 def check_batch(subject: Subject, model_dir: Path) -> None:
@@ -58,7 +107,7 @@ def check_one_row(subject: Subject, model_dir: Path) -> None:
     result = run_transform(subject.script, subject.args(model_dir),
                            encode_frames(subject.lines[:1]))
     assert result.code == 0, result.stderr
-    assert_pure(result, subject, 1)
+    assert_pure(result, subject, subject.rows_for(1))
 
 
 def check_trailing_newlines(subject: Subject, model_dir: Path) -> None:
@@ -94,28 +143,55 @@ def check_unframed_csv(subject: Subject, model_dir: Path) -> None:
     assert "framing error" in result.stderr
 
 
+def bad_row_cases(subject: Subject) -> list[tuple[bytes, str | None, str]]:
+    """``(message, column at fault, whole reason)`` of a few bad rows of this subject's kind."""
+    columns = FeatureSpec.load(SPEC).input_columns(with_label=subject.with_label)
+    second = subject.lines[0].split(b",")[1].decode()
+    return [
+        (b"", None, "empty message"),
+        (b"1,2,3", None, f"expected {len(columns)} fields ({', '.join(columns[:4])}, ...), got 3"),
+        (b"\xff\xfe" + subject.lines[0][2:], None, "not valid UTF-8 (byte 0: b'\\xff')"),
+        (subject.lines[0].replace(b",", b",x", 1), columns[1], f"'x{second}' is not a number"),
+        (b"abc" + subject.lines[0][subject.lines[0].index(b","):], "id",
+         "id must be an integer that fits BIGINT (predictions.id), got 'abc'"),
+    ]
+
+
 def check_bad_rows(subject: Subject, model_dir: Path) -> None:
-    for bad, reason in [(b"", "empty message"), (b"1,2,3", "expected 9"),
-                        (b"\xff\xfe" + subject.lines[0][2:], "not valid UTF-8"),
-                        (subject.lines[0].replace(b",", b",x", 1), "is not a number")]:
+    for bad, column, reason in bad_row_cases(subject):
         payloads = [subject.lines[0], subject.lines[1], bad, subject.lines[2]]
-        result = run_transform(subject.script, subject.args(model_dir), encode_frames(payloads))
+        stdin = encode_frames(payloads)
+        result = run_transform(subject.script, subject.args(model_dir), stdin)
+        if subject.records_bad_rows:
+            (row,) = rejected(result)
+            assert (row["batch_fingerprint"], row["position"]) == (fingerprint(stdin), "2")
+            assert row["reason"] == (f"column {column!r}: {reason}" if column else reason)
+            assert int(row["message_bytes"]) == len(bad)
+            continue
         assert (result.code, result.stdout) == (1, ""), bad
-        assert "message 2" in result.stderr
-        assert reason.split(" ")[0] in result.stderr, result.stderr
+        where = f", column {column!r}" if column else ""
+        assert f"bad row in message 2{where}: {reason}" in result.stderr, result.stderr
 
 
 def check_header_row(subject: Subject, model_dir: Path) -> None:
-    header = (REPO / "data" / ("train.csv" if subject.script == TRAIN else "score.csv")
+    header = (REPO / "data" / ("train.csv" if subject.with_label else "score.csv")
               ).read_bytes().splitlines()[0]
     result = run_transform(subject.script, subject.args(model_dir),
                            encode_frames([header, *subject.lines[:2]]))
+    reason = "this is the CSV header; send data rows only"
+    if subject.records_bad_rows:
+        assert [(r["position"], r["reason"]) for r in rejected(result)] == [("0", reason)]
+        return
     assert result.code == 1
-    assert "message 0" in result.stderr and "header" in result.stderr
+    assert f"bad row in message 0: {reason}" in result.stderr
 
 
 def check_skip_bad_rows(subject: Subject, model_dir: Path) -> None:
     payloads = [subject.lines[0], b"junk", *subject.lines[1:5], b""]
+    if subject.records_bad_rows:  # exactly what the others skip: one row each
+        result = run_transform(subject.script, subject.args(model_dir), encode_frames(payloads))
+        assert [r["position"] for r in rejected(result)] == ["1", "6"]
+        return
     result = run_transform(subject.script, subject.args(model_dir, "--on-bad-row skip"),
                            encode_frames(payloads))
     assert result.code == 0, result.stderr
@@ -127,6 +203,14 @@ def check_skip_bad_rows(subject: Subject, model_dir: Path) -> None:
 
 
 def check_missing_model_dir(subject: Subject, model_dir: Path) -> None:
+    if subject.records_bad_rows:  # no model directory; its one file is the spec
+        missing = model_dir.parent / "no" / "such" / "spec.json"
+        result = run_transform(subject.script, subject.args(model_dir).replace(str(SPEC),
+                                                                                str(missing)),
+                               encode_frames(subject.lines))
+        assert (result.code, result.stdout) == (1, "")
+        assert str(missing) in result.stderr
+        return
     missing = model_dir.parent / "no" / "such" / "dir"
     result = run_transform(subject.script, subject.args(missing), encode_frames(subject.lines))
     assert (result.code, result.stdout) == (1, "")
@@ -152,7 +236,9 @@ def check_retry_is_idempotent(subject: Subject, model_dir: Path) -> None:
     first = run_transform(subject.script, subject.args(model_dir), stdin)
     again = run_transform(subject.script, subject.args(model_dir), stdin)
     assert first.code == again.code == 0, first.stderr + again.stderr
-    if subject.script == TRAIN:
+    if subject.records_bad_rows:
+        assert again.stdout == first.stdout  # byte for byte
+    elif subject.script == TRAIN:
         assert again.stdout == first.stdout  # byte for byte
         assert len(sorted((model_dir / "versions").iterdir())) == len(versions) + 1
         assert "already learned" in again.stderr
@@ -164,10 +250,11 @@ def check_retry_is_idempotent(subject: Subject, model_dir: Path) -> None:
 
 def check_abbreviated_option(subject: Subject, model_dir: Path) -> None:
     """Only whole option names: `--model DIR` is an error, not `--model-dir DIR`."""
-    args = subject.args(model_dir).replace("--model-dir", "--model")
+    option = "--rows" if subject.records_bad_rows else "--model-dir"
+    args = subject.args(model_dir).replace(option, option[:-2])
     result = run_transform(subject.script, args, encode_frames(subject.lines))
     assert result.code == 2 and result.stdout == ""
-    assert "--model-dir" in result.stderr
+    assert option in result.stderr
 
 
 CHECKS = [check_batch, check_one_row, check_trailing_newlines, check_empty_input,
@@ -177,8 +264,46 @@ CHECKS = [check_batch, check_one_row, check_trailing_newlines, check_empty_input
           check_retry_is_idempotent]
 
 
-@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("name", sorted(SUBJECTS))
+# rejects.py reads no model directory: a corrupt one is nothing to it (not a skipped case).
+CASES = [(name, check) for name in sorted(SUBJECTS) for check in CHECKS
+         if not (check is check_corrupt_model_dir and SUBJECTS[name].records_bad_rows)]
+
+
+@pytest.mark.parametrize(("name", "check"), CASES,
+                         ids=[f"{name}-{check.__name__}" for name, check in CASES])
 def test_transform_contract(name: str, check: Callable[[Subject, Path], None],
                             store_copy: Path) -> None:
     check(SUBJECTS[name], store_copy)
+
+
+def test_rejects_keeps_every_byte_of_a_bad_message_and_cuts_a_huge_one() -> None:
+    """Escaped for LOAD DATA (backslash, tab, newline, CR, NUL), other bytes as they are; a
+    message over 64 KiB keeps its first 64 KiB, its whole size and its whole digest."""
+    import hashlib
+
+    tricky = bytes(range(256)) + b"\\N\\\t\n"
+    huge = b"1," + b"9" * 1_000_000
+    stdin = encode_frames([SCORE_LINES[0], tricky, huge, SCORE_LINES[1]])
+    result = run_transform(REJECTS, f"--spec {SPEC} --rows scoring", stdin)
+    rows = rejected(result)
+    assert [r["position"] for r in rows] == ["1", "2"]
+    for row, message in zip(rows, (tricky, huge), strict=True):
+        assert load_data_reads(row["message"]) == message[:65536]
+        assert int(row["message_bytes"]) == len(message)
+        assert row["message_sha256"] == hashlib.sha256(message).hexdigest()
+    assert len(rows[1]["reason"]) <= 1024
+
+
+def test_rejects_imports_no_numpy_for_a_small_batch() -> None:
+    import subprocess
+    import sys
+
+    stdin = encode_frames([*SCORE_LINES[:5], b"junk"])
+    proc = subprocess.run([sys.executable, "-X", "importtime", str(REJECTS), "--spec", str(SPEC),
+                           "--rows", "scoring"], input=stdin, capture_output=True, timeout=60,
+                          cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count(b"\n") == 1
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.decode().splitlines()
+                if line.startswith("import time:")}
+    assert not imported & {"numpy", "tensorflow", "pandas"}, sorted(imported)

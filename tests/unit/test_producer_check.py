@@ -62,3 +62,20 @@ def test_a_label_column_in_a_scoring_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(CsvFileError) as caught:
         check_file(path, spec=SPEC, role="scoring")
     assert (caught.value.line, "'match' is the label" in caught.value.reason) == (1, True)
+
+
+def test_an_id_that_predictions_id_would_refuse_is_rejected_before_sending(tmp_path: Path) -> None:
+    """The producer checks with the transforms' decoder, so it refuses what BIGINT refuses."""
+    rest = SCORE[1].split(",", 1)[1]
+    ids = ["12", "abc", "-3", "1.5", "9223372036854775807", "9223372036854775808", ""]
+    path = tmp_path / "ids.csv"
+    path.write_text("\n".join([SCORE[0], *(f"{i},{rest}" for i in ids)]) + "\n")
+    checked = check_file(path, spec=SPEC, role="scoring")
+    assert checked.rows == len(ids)
+    fits = "id must be an integer that fits BIGINT (predictions.id), got "
+    assert [(r.line, r.reason) for r in checked.rejected] == [
+        (3, fits + "'abc'"),
+        (5, fits + "'1.5'"),
+        (7, fits + "'9223372036854775808'"),
+        (8, "id is empty"),
+    ]
