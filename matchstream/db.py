@@ -23,12 +23,14 @@ class DatabaseUnreachable(MatchstreamError):
 
 
 def connect(
-    config: Config, database: str | None = None, *, autocommit: bool = True
+    config: Config, database: str | None = None, *, autocommit: bool = True,
+    io_timeout_s: int | None = None,
 ) -> pymysql.Connection:
     """A pymysql connection as the stack's root user over TCP, LOCAL INFILE enabled.
 
     ``autocommit`` is on by default as in the ``mysql`` client; the engine turns it off for the
-    transactions that must commit rows and cursors together.
+    transactions that must commit rows and cursors together. ``io_timeout_s`` bounds each read
+    and write on the socket (None: wait for ever, as the ``mysql`` client does for a long query).
     """
     address = f"{config.host}:{config.db_port}"
     try:
@@ -42,6 +44,8 @@ def connect(
             autocommit=autocommit,
             charset="utf8mb4",
             connect_timeout=10,
+            read_timeout=io_timeout_s,
+            write_timeout=io_timeout_s,
         )
     except pymysql.err.OperationalError as exc:
         code = exc.args[0] if exc.args else None

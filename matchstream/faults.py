@@ -1,10 +1,12 @@
 """Fault points: named places the code can be told to fail at, so that tests prove recovery
 deterministically instead of hoping a random kill lands in the right window.
 
-``MATCHSTREAM_FAULT=POINT[:ACTION]`` arms one point (``engine.before_commit``,
-``store.after_rename`` ...; the list is :data:`POINTS`). ``ACTION`` is ``kill`` (the default:
-SIGKILL this process, as a crash would), ``error`` (raise :class:`InjectedFault` there) or
-``sleep`` (wait :data:`SLEEP_SECONDS` there, a window for a test to STOP or kill something in).
+``MATCHSTREAM_FAULT=POINT[#N][:ACTION]`` arms one point (``engine.before_commit``,
+``store.after_rename`` ...; the list is :data:`POINTS`); with ``#N`` it fires at the point's
+N-th hit in this process (the second chunk's LOAD of a batch: ``engine.after_load#2``).
+``ACTION`` is ``kill`` (the default: SIGKILL this process, as a crash would), ``error`` (raise
+:class:`InjectedFault` there), ``enospc`` (raise the OSError a full disk gives) or ``sleep``
+(wait :data:`SLEEP_SECONDS` there, a window for a test to STOP or kill something in).
 With ``MATCHSTREAM_FAULT_ONCE=FILE`` the point fires only for the process that manages to create
 ``FILE``, so a restarted process (or a retried batch) with the same environment runs through.
 Unset, a fault point costs one dict lookup.
@@ -14,13 +16,22 @@ Unset, a fault point costs one dict lookup.
 Traceback (most recent call last):
 ...
 matchstream.faults.InjectedFault: fault injected at engine.after_load
+>>> second = {"MATCHSTREAM_FAULT": "engine.after_guard#2:enospc"}
+>>> hit("engine.after_guard", environ=second)  # the first hit passes
+>>> hit("engine.after_guard", environ=second)
+Traceback (most recent call last):
+...
+OSError: [Errno 28] No space left on device (fault injected at engine.after_guard)
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 
 from matchstream.errors import MatchstreamError
@@ -33,7 +44,9 @@ SLEEP_SECONDS = 3.0
 
 POINTS = (
     "engine.after_transform",  # the transform exited 0, nothing loaded yet
-    "engine.after_load",  # LOAD DATA ran inside the batch transaction
+    "engine.before_load",  # a work file is written, its LOAD DATA not run
+    "engine.after_load",  # LOAD DATA ran inside the batch transaction (once per chunk)
+    "engine.after_guard",  # the registry row and cursor are locked and checked
     "engine.before_commit",  # cursor and batch row written, COMMIT not sent
     "store.after_files",  # a version's files are written, the directory not renamed
     "store.after_rename",  # the version is in versions/, LATEST not moved yet
@@ -50,6 +63,10 @@ class InjectedFault(MatchstreamError):
         self.point = point
 
 
+_hits: Counter[str] = Counter()
+_hits_lock = threading.Lock()
+
+
 def hit(point: str, *, environ: Mapping[str, str] | None = None) -> None:
     """Fail here if ``MATCHSTREAM_FAULT`` arms ``point``; otherwise return at once."""
     env = os.environ if environ is None else environ
@@ -57,8 +74,14 @@ def hit(point: str, *, environ: Mapping[str, str] | None = None) -> None:
     if not armed:
         return
     name, _, action = armed.partition(":")
+    name, _, nth = name.partition("#")
     if name != point:
         return
+    if nth:
+        with _hits_lock:
+            _hits[armed] += 1
+            if _hits[armed] != int(nth):
+                return
     once = env.get(ENV_ONCE)
     if once:
         try:
@@ -67,6 +90,8 @@ def hit(point: str, *, environ: Mapping[str, str] | None = None) -> None:
             return
     if action == "error":
         raise InjectedFault(point)
+    if action == "enospc":
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (fault injected at {point})")
     if action == "sleep":
         time.sleep(SLEEP_SECONDS)
         return

@@ -13,6 +13,13 @@ The protocol (docs/engine.md, "Exactly once"):
 5. COMMIT. A failure anywhere before it - transform exit, parse error, a killed engine - leaves
    the table and the cursor exactly as they were, so the same range is simply done again.
 
+A failure is one of two kinds. The data's (a rejected line, a failing transform, an error of the
+target table, or anything unexpected): an error row and a failed attempt, counted by the runner.
+The infrastructure's (:func:`is_infrastructure`: a lost or killed database session, a deadlock
+or lock-wait timeout, a full disk): ``Outcome.RETRY``, no error row and no attempt, and the
+runner backs off, since retrying the same range later is all that can be done and skipping it
+would lose it.
+
 Because STOP updates the same registry row, a STOP that arrives during step 2 waits for the
 commit of step 5 (the batch finishes) or, if it came first, makes step 3 roll back: a STOP never
 leaves half a batch.
@@ -39,6 +46,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import errno
 import logging
 import queue
 import re
@@ -53,16 +61,18 @@ from typing import Any
 import pymysql
 
 from matchstream import faults
+from matchstream.db import DatabaseUnreachable
 from matchstream.ddl.ast import CreatePipeline
 from matchstream.engine import catalog
 from matchstream.engine.errors import (
+    CODE_INTERNAL,
     CODE_TRANSFORM_START,
     CODE_TRANSFORM_TIMEOUT,
     BatchPartitionError,
     LoadError,
     TransformError,
 )
-from matchstream.engine.extractor import PartitionData
+from matchstream.engine.extractor import Message, PartitionData
 from matchstream.engine.loader import (
     LoadResult,
     LoadSpec,
@@ -72,6 +82,7 @@ from matchstream.engine.loader import (
     load_file,
 )
 from matchstream.engine.transform_runner import (
+    DEFAULT_OUTPUT_MAX_BYTES,
     ResolvedTransform,
     TransformOutcome,
     run_transform,
@@ -89,7 +100,45 @@ log = logging.getLogger(__name__)
 class Outcome(enum.Enum):
     COMMITTED = "committed"
     SUPERSEDED = "superseded"  # state or cursor changed under us: rolled back, not an error
-    FAILED = "failed"
+    FAILED = "failed"  # the data's failure: an error row and an attempt
+    RETRY = "retry"  # the infrastructure's failure: rolled back, no attempt, back off
+
+
+# MariaDB errors that say nothing about the data: the server went away or is shutting down, the
+# session was killed, the transaction lost a lock race, the server's disk is full.
+_TRANSIENT_DB_CODES = frozenset({
+    1021,  # ER_DISK_FULL
+    1053,  # ER_SERVER_SHUTDOWN
+    1114,  # ER_RECORD_FILE_FULL
+    1205,  # ER_LOCK_WAIT_TIMEOUT
+    1213,  # ER_LOCK_DEADLOCK
+    1317,  # ER_QUERY_INTERRUPTED (KILL QUERY)
+    1927,  # ER_CONNECTION_KILLED
+    2002, 2003, 2006, 2013, 2055,  # the client's: cannot connect, server gone, lost connection
+    4031,  # ER_CLIENT_INTERACTION_TIMEOUT
+})
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    """True for a failure the range is not to blame for: retry it later, never count or skip it.
+
+    >>> is_infrastructure(pymysql.err.OperationalError(2013, "Lost connection"))
+    True
+    >>> is_infrastructure(pymysql.err.DataError(1264, "Out of range value"))
+    False
+    >>> is_infrastructure(OSError(errno.ENOSPC, "No space left on device"))
+    True
+    """
+    if isinstance(exc, DatabaseUnreachable | pymysql.err.InterfaceError):
+        return True
+    if isinstance(exc, pymysql.MySQLError):
+        code = exc.args[0] if exc.args else None
+        return code in _TRANSIENT_DB_CODES or (
+            isinstance(exc, pymysql.err.OperationalError) and not isinstance(code, int))
+    if isinstance(exc, OSError):
+        return exc.errno in _DISK_FULL_ERRNOS
+    return False
 
 
 @dataclass(frozen=True)
@@ -104,6 +153,9 @@ class PipelinePlan:
     run_state: str  # the registry STATE the commit requires (Running or Running...Foreground)
     transform_timeout_s: float
     work_dir: Path
+    transform_output_max_bytes: int = DEFAULT_OUTPUT_MAX_BYTES  # EngineSettings' field
+    # The session that must hold the catalog's engine lock for a commit (EngineSettings).
+    engine_session: int | None = None
 
     @property
     def name(self) -> str:
@@ -169,11 +221,21 @@ def stage_input(
         dir=plan.work_dir, delete=False,
     )
     path = Path(handle.name)
+    try:
+        return _stage(plan, data, handle, path, cancelled=cancelled, dry_run=dry_run)
+    except BaseException:
+        path.unlink(missing_ok=True)  # the caller deletes the file only once it has it
+        raise
+
+
+def _stage(plan: PipelinePlan, data: PartitionData, handle: Any, path: Path, *,
+           cancelled: threading.Event | None, dry_run: bool) -> StagedInput:
     if plan.transform is not None:
         with handle:
             outcome = run_transform(
                 plan.transform, [m.value for m in data.messages], handle,
                 timeout_s=plan.transform_timeout_s, cancelled=cancelled,
+                max_output_bytes=plan.transform_output_max_bytes,
                 extra_env=DRY_RUN_ENV if dry_run else None,
             )
         if not outcome.ok:
@@ -231,10 +293,13 @@ class _Progress:
     size: int = 0
     transformed_bytes: int | None = None
     transform_seconds: float | None = None
+    last: Message | None = None  # the last message read: the history mark the cursor keeps
 
     def count(self, chunk: PartitionData) -> None:
         self.messages += len(chunk.messages)
         self.size += chunk.size_bytes
+        if chunk.messages:
+            self.last = chunk.messages[-1]
 
 
 def _stages(plan: PipelinePlan, whole: PartitionData, chunks: Iterable[PartitionData],
@@ -270,7 +335,8 @@ def _transformed(plan: PipelinePlan, whole: PartitionData, chunks: Iterable[Part
         prefix=work_file_prefix(plan.name, whole.partition, whole.start),
         terminator=spec.lines_terminated_by.encode(), escape=spec.escaped_by.encode(),
         splittable=not spec.ignore_lines and not spec.enclosed_by,
-        timeout_s=plan.transform_timeout_s, cancelled=cancelled)
+        timeout_s=plan.transform_timeout_s, cancelled=cancelled,
+        max_output_bytes=plan.transform_output_max_bytes)
     try:
         outcome = stream.start(payloads())
         if outcome is None:
@@ -374,6 +440,8 @@ def _guard(conn: Any, plan: PipelinePlan, data: PartitionData) -> str | None:
     if current is None or current.cursor != data.start:
         moved = None if current is None else current.cursor
         return f"the cursor moved to {moved} (SET OFFSETS or another engine)"
+    if plan.engine_session is not None and catalog.engine_session(conn) != plan.engine_session:
+        return "this engine no longer holds the catalog's engine lock"
     return None
 
 
@@ -451,7 +519,7 @@ def run_batch_partition(
             if not begun:
                 conn.begin()  # once: a second BEGIN would commit the chunks before it
                 begun = True
-            load = _load(conn, plan, whole, chunk, staged, lines_before)
+            load = _load(conn, plan, whole, chunk, staged, lines_before, batch_id)
             # The file's accepted warnings with their lines, read now: the file goes next.
             lines = lines_of(staged.path, plan.spec,
                              [i.line_number for i in load.warnings if i.line_number is not None])
@@ -475,7 +543,12 @@ def run_batch_partition(
                      done.start, done.end, why_not)
             result.outcome = Outcome.SUPERSEDED
             return result
-        catalog.put_cursor(conn, plan.database, plan.name, done.partition, cursor=done.end)
+        faults.hit("engine.after_guard")
+        last = progress.last
+        catalog.put_cursor(
+            conn, plan.database, plan.name, done.partition, cursor=done.end,
+            history=last.history_mark() if last is not None and last.offset == done.end - 1
+            else None)
         elapsed = time.time() - started
         catalog.insert_batch_row(
             conn, **_batch_row(plan, done, batch_id, attempt, "Succeeded", started, elapsed,
@@ -505,11 +578,22 @@ def run_batch_partition(
         _record_failure(conn, plan, whole, batch_id, attempt, started, extract_seconds, progress,
                         exc)
         return result
-    except pymysql.MySQLError as exc:  # deadlock, lock wait timeout, lost connection...
+    except Exception as exc:  # noqa: BLE001 - every failure is an outcome, none escapes
         _safe_rollback(conn)
         args: tuple[Any, ...] = tuple(exc.args)
-        error = _error(LoadError, plan, whole, f"database error while committing: {exc}",
-                       code=args[0] if args and isinstance(args[0], int) else None)
+        code = args[0] if args and isinstance(args[0], int) else None
+        if is_infrastructure(exc):
+            result.outcome = Outcome.RETRY
+            result.error = _error(LoadError, plan, whole, f"{type(exc).__name__}: {exc}",
+                                  code=code if isinstance(exc, pymysql.MySQLError) else None)
+            log.warning("%s %s[%d]@%d..%d rolled back, to be retried: %s", plan.name,
+                        plan.topic, whole.partition, whole.start, whole.end, exc)
+            return result
+        what = "database error" if isinstance(exc, pymysql.MySQLError) else "internal error"
+        error = _error(LoadError, plan, whole, f"{what}: {type(exc).__name__}: {exc}",
+                       code=code if isinstance(exc, pymysql.MySQLError) else CODE_INTERNAL)
+        if not isinstance(exc, pymysql.MySQLError):
+            log.exception("%s: unexpected failure of %s", plan.name, error.location)
         result.error = error
         _record_failure(conn, plan, whole, batch_id, attempt, started, extract_seconds, progress,
                         error)
@@ -522,16 +606,19 @@ def run_batch_partition(
 
 def _load(
     conn: Any, plan: PipelinePlan, whole: PartitionData, chunk: PartitionData,
-    staged: StagedInput, lines_before: int,
+    staged: StagedInput, lines_before: int, batch_id: int,
 ) -> LoadResult:
     """Step 2 for one work file, inside the open transaction; a rejected line raises."""
     try:
-        result = load_file(conn, staged.path, plan.spec)
+        faults.hit("engine.before_load")
+        result = load_file(conn, staged.path, plan.spec, batch_id=batch_id)
         faults.hit("engine.after_load")  # its "error" action fails the load, as a bad row would
         return result
     except RowRejected as exc:
         raise _rejected_error(plan, whole, chunk, staged, exc, lines_before) from None
     except Exception as exc:  # a MariaDB error for the whole statement (no such table...)
+        if is_infrastructure(exc):
+            raise  # not the data's fault: run_batch_partition makes it a RETRY
         load_args: tuple[Any, ...] = tuple(exc.args)
         code = load_args[0] if load_args and isinstance(load_args[0], int) else None
         message = str(load_args[1]) if len(load_args) > 1 else str(exc)

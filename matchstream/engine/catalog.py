@@ -25,6 +25,8 @@ Extra columns a SingleStore view does not have are only in the internal tables.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -159,6 +161,14 @@ _DDL = [
         `PARTITION` INT NULL,
         KEY `pipeline` (`DATABASE_NAME`, `PIPELINE_NAME`)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # Who holds the engine lock (ENGINE_LOCK): written by the engine that got it, read by one
+    # that is refused, so the refusal names the process to look at.
+    f"""CREATE TABLE IF NOT EXISTS {_Q}.`engine_owner` (
+        `CONNECTION_ID` BIGINT NOT NULL PRIMARY KEY,
+        `PID` INT NOT NULL,
+        `HOSTNAME` VARCHAR(255) NOT NULL,
+        `STARTED` DATETIME(6) NOT NULL
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
     f"""CREATE OR REPLACE SQL SECURITY INVOKER VIEW {_Q}.`PIPELINES` AS SELECT
         `DATABASE_NAME`, `PIPELINE_NAME`, `PIPELINE_ID`, `CONFIG_JSON`,
         CASE `STATE` WHEN 'Error' THEN 'Error' WHEN 'Running' THEN 'Running'
@@ -217,6 +227,61 @@ def ensure_catalog(conn: Any) -> None:
                 cursor.execute(statement)
     conn.commit()
     _ensured.add(key)
+
+
+# One engine per catalog: the engine holds this named lock on its catalog session for as long as
+# it runs. MariaDB releases it when that session ends, however it ends (a crashed or killed
+# engine, a lost connection), so it fences crashed engines too; every batch commit checks that
+# its engine still holds it (batch._guard).
+ENGINE_LOCK = f"matchstream_engine.{CATALOG_SCHEMA}"
+
+
+class EngineLockHeld(EngineError):
+    """Another engine runs on this catalog."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(
+            f"another engine holds the catalog {CATALOG_SCHEMA} ({holder}); one engine per "
+            "catalog: stop that one first (matchstream down, or kill it), or wait for it")
+        self.holder = holder
+
+
+def claim_engine(conn: Any, *, wait_s: float) -> int:
+    """Take the engine lock on ``conn`` (waiting up to ``wait_s``); returns the session id that
+    holds it, or raises EngineLockHeld naming the holder."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT GET_LOCK(%s, %s), CONNECTION_ID()", [ENGINE_LOCK, wait_s])
+        got, session = cur.fetchone()
+        if got != 1:
+            raise EngineLockHeld(_lock_holder(cur))
+        cur.execute(f"DELETE FROM {_Q}.`engine_owner`")
+        cur.execute(f"INSERT INTO {_Q}.`engine_owner` VALUES (%s, %s, %s, NOW(6))",
+                    [session, os.getpid(), socket.gethostname()])
+    conn.commit()
+    return int(session)
+
+
+def _lock_holder(cur: Any) -> str:
+    cur.execute("SELECT IS_USED_LOCK(%s)", [ENGINE_LOCK])
+    (session,) = cur.fetchone()
+    if session is None:
+        return "it was released just now; try again"
+    cur.execute(f"SELECT `PID`, `HOSTNAME`, `STARTED` FROM {_Q}.`engine_owner` "
+                "WHERE `CONNECTION_ID` = %s", [session])
+    row = cur.fetchone()
+    if row is None:
+        return f"database session {session}"
+    pid, host, started = row
+    return (f"pid {pid} on {host}, running since {started:%Y-%m-%d %H:%M:%S}, "
+            f"database session {session}")
+
+
+def engine_session(conn: Any) -> int | None:
+    """The session holding the engine lock now, or None."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT IS_USED_LOCK(%s)", [ENGINE_LOCK])
+        (session,) = cur.fetchone()
+    return None if session is None else int(session)
 
 
 @dataclass(frozen=True)
@@ -387,14 +452,18 @@ class CursorRow:
     earliest: int | None
     latest: int | None
     cursor: int
+    # What the message just before the cursor looked like when it was loaded (see
+    # runner.history_mark); None when unknown (a cursor set by SET OFFSETS, a skip, a new one).
+    history: str | None = None
 
 
 def get_cursors(
     conn: Any, database: str, name: str, *, for_update: bool = False
 ) -> dict[int, CursorRow]:
     sql = (
-        f"SELECT `SOURCE_PARTITION_ID`, `EARLIEST_OFFSET`, `LATEST_OFFSET`, `CURSOR_OFFSET` "
-        f"FROM {_Q}.`PIPELINES_CURSORS` WHERE `DATABASE_NAME` = %s AND `PIPELINE_NAME` = %s"
+        f"SELECT `SOURCE_PARTITION_ID`, `EARLIEST_OFFSET`, `LATEST_OFFSET`, `CURSOR_OFFSET`, "
+        f"`EXTRA_FIELDS` FROM {_Q}.`PIPELINES_CURSORS` "
+        "WHERE `DATABASE_NAME` = %s AND `PIPELINE_NAME` = %s"
     )
     if for_update:
         sql += " FOR UPDATE"
@@ -402,17 +471,45 @@ def get_cursors(
         cursor.execute(sql, [database, name])
         rows = cursor.fetchall()
     out = {}
-    for pid, earliest, latest, cur in rows:
-        out[int(pid)] = CursorRow(int(pid), earliest, latest, int(cur))
+    for pid, earliest, latest, cur, extra in rows:
+        out[int(pid)] = CursorRow(int(pid), earliest, latest, int(cur), _history(extra))
     return out
+
+
+def _history(extra: str | None) -> str | None:
+    if not extra:
+        return None
+    try:
+        value = json.loads(extra).get("history")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def add_cursor(
+    conn: Any, database: str, name: str, partition: int, *, cursor: int, earliest: int,
+    latest: int,
+) -> None:
+    """A cursor for a partition that has none: never overwrites one (another engine, or a
+    SET OFFSETS since the caller read the cursors, may have written it: an upsert would rewind
+    it and load the range again)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"INSERT IGNORE INTO {_Q}.`PIPELINES_CURSORS` (`DATABASE_NAME`, `PIPELINE_NAME`, "
+            "`SOURCE_TYPE`, `SOURCE_PARTITION_ID`, `EARLIEST_OFFSET`, `LATEST_OFFSET`, "
+            "`CURSOR_OFFSET`, `SUCCESSFUL_CURSOR_OFFSET`, `UPDATED_UNIX_TIMESTAMP`) "
+            "VALUES (%s, %s, 'KAFKA', %s, %s, %s, %s, %s, %s)",
+            [database, name, str(partition), earliest, latest, cursor, cursor, time.time()])
 
 
 def put_cursor(
     conn: Any, database: str, name: str, partition: int, *, cursor: int | None,
-    earliest: int | None = None, latest: int | None = None,
+    earliest: int | None = None, latest: int | None = None, history: str | None = None,
 ) -> None:
-    """Insert or update one partition's cursor; ``cursor=None`` only refreshes the watermarks."""
+    """Insert or update one partition's cursor; ``cursor=None`` only refreshes the watermarks.
+    A new cursor replaces the history mark (``history``; None: unknown, never checked)."""
     now = time.time()
+    extra = None if history is None else json.dumps({"history": history})
     with conn.cursor() as cur:
         if cursor is None:
             cur.execute(
@@ -425,14 +522,16 @@ def put_cursor(
         cur.execute(
             f"INSERT INTO {_Q}.`PIPELINES_CURSORS` (`DATABASE_NAME`, `PIPELINE_NAME`, "
             "`SOURCE_TYPE`, `SOURCE_PARTITION_ID`, `EARLIEST_OFFSET`, `LATEST_OFFSET`, "
-            "`CURSOR_OFFSET`, `SUCCESSFUL_CURSOR_OFFSET`, `UPDATED_UNIX_TIMESTAMP`) "
-            "VALUES (%s, %s, 'KAFKA', %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
+            "`CURSOR_OFFSET`, `SUCCESSFUL_CURSOR_OFFSET`, `UPDATED_UNIX_TIMESTAMP`, "
+            "`EXTRA_FIELDS`) "
+            "VALUES (%s, %s, 'KAFKA', %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
             "`EARLIEST_OFFSET` = COALESCE(VALUES(`EARLIEST_OFFSET`), `EARLIEST_OFFSET`), "
             "`LATEST_OFFSET` = COALESCE(VALUES(`LATEST_OFFSET`), `LATEST_OFFSET`), "
             "`CURSOR_OFFSET` = VALUES(`CURSOR_OFFSET`), "
             "`SUCCESSFUL_CURSOR_OFFSET` = VALUES(`SUCCESSFUL_CURSOR_OFFSET`), "
-            "`UPDATED_UNIX_TIMESTAMP` = VALUES(`UPDATED_UNIX_TIMESTAMP`)",
-            [database, name, str(partition), earliest, latest, cursor, cursor, now],
+            "`UPDATED_UNIX_TIMESTAMP` = VALUES(`UPDATED_UNIX_TIMESTAMP`), "
+            "`EXTRA_FIELDS` = VALUES(`EXTRA_FIELDS`)",
+            [database, name, str(partition), earliest, latest, cursor, cursor, now, extra],
         )
 
 

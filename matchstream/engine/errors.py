@@ -31,6 +31,7 @@ CODE_TRANSFORM_EXIT = 9200
 CODE_TRANSFORM_TIMEOUT = 9201
 CODE_TRANSFORM_START = 9202
 CODE_LOAD = 9300
+CODE_INTERNAL = 9400  # an unexpected failure of the engine itself while running a batch
 
 
 class EngineError(MatchstreamError):

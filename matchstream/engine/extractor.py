@@ -18,6 +18,7 @@ about 3x faster than kafka-python against the same broker.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Generator, Iterable, Mapping, Sequence
@@ -54,12 +55,17 @@ POLL_TIMEOUT_S = 0.2
 # broker delays the next assignment's first fetch by up to this much (100 ms measured it: every
 # read and probe got 0.1 s slower), and Kafka's default (500 ms) would be worse.
 FETCH_MAX_WAIT_MS = 10
-# Per-partition fetch size: above the largest message we promise to carry (10 MB), so one fetch
-# always holds a whole message even from a broker that does not follow KIP-74.
+# Per-partition fetch size: above the largest message a CSV row plausibly needs (10 MB), so one
+# fetch holds a whole message even from a broker that does not follow KIP-74.
 MAX_PARTITION_FETCH_BYTES = 16 * 1024 * 1024
 # Whole fetch response; librdkafka needs receive.message.max.bytes >= fetch.max.bytes + 512.
 FETCH_MAX_BYTES = 64 * 1024 * 1024
-RECEIVE_MESSAGE_MAX_BYTES = FETCH_MAX_BYTES + 1024 * 1024
+# The largest answer the consumer takes. Tansu accepts messages of 100 MB and more and answers a
+# fetch with whole batches whatever fetch.max.bytes says, so a message of 100 MB comes back as a
+# response of that size: below this, it is read (and a transform can reject it as a bad row);
+# above, the read fails with MessageTooLarge. Memory of a read grows with it only when such a
+# message is there.
+RECEIVE_MESSAGE_MAX_BYTES = 512 * 1024 * 1024
 # librdkafka prefetches into a local queue; this caps it (per partition; one partition is
 # assigned at a time), so the memory of a read is this plus the messages handed to the caller.
 QUEUED_MAX_MESSAGES_KBYTES = 64 * 1024
@@ -146,10 +152,27 @@ class OffsetOutOfRange(KafkaReadError):
     """The start offset lies beyond the end of the partition."""
 
 
+class MessageTooLarge(KafkaReadError):
+    """The broker answered a fetch with more than the consumer takes: a message there is larger
+    than the engine reads. The data's fault, not the broker's: it is the same on every try."""
+
+
 @dataclass(frozen=True)
 class Message:
     offset: int
     value: bytes
+    timestamp: int = -1  # the broker's milliseconds (-1: none); part of a cursor's history mark
+
+    def history_mark(self) -> str:
+        """What this message was, stored with the cursor after it: if the broker later holds
+        another message at this offset (restarted and refilled, topic re-created), the
+        partition's history changed and the cursor means nothing (runner step 1).
+
+        >>> Message(7, b"a,b", 1700000000000).history_mark()
+        '7:1700000000000:1eb7c54d52831bbfe8942af0b1c56b74'
+        """
+        digest = hashlib.sha256(self.value).hexdigest()[:32]
+        return f"{self.offset}:{self.timestamp}:{digest}"
 
 
 @dataclass(frozen=True)
@@ -196,6 +219,7 @@ class Extractor:
         self.topic = topic
         self._servers = ",".join(bootstrap_servers)
         self._last_error: KafkaError | None = None
+        self._oversize: str | None = None  # librdkafka refused a response as too large
         extra = dict(options or {})
         # Values of secrets, blanked out of any librdkafka text this class puts in a message.
         self._secrets = [str(v) for k, v in extra.items() if k in CREDENTIAL_KEYS and str(v)]
@@ -233,6 +257,8 @@ class Extractor:
 
     def _on_error(self, error: KafkaError) -> None:
         self._last_error = error
+        if "receive.message.max.bytes" in error.str():
+            self._oversize = error.str()
         log.debug("kafka %s (topic %s): %s", self._servers, self.topic, error.str())
 
     def close(self) -> None:
@@ -341,6 +367,7 @@ class Extractor:
         tp = TopicPartition(self.topic, partition)
         self._consumer.assign([TopicPartition(self.topic, partition, start)])
         self._last_error = None
+        self._oversize = None
         last_progress = time.monotonic()
         high: int | None = None
         try:
@@ -351,6 +378,13 @@ class Extractor:
                     wanted = min(wanted, chunk_messages - len(data.messages))
                 batch = self._consumer.consume(num_messages=max(1, wanted),
                                                timeout=POLL_TIMEOUT_S)
+                if self._oversize is not None and not batch:
+                    raise MessageTooLarge(
+                        f"cannot read {self.topic}[{partition}]@{position}: the broker's answer "
+                        f"is larger than the engine takes ({RECEIVE_MESSAGE_MAX_BYTES} bytes; "
+                        f"librdkafka: {self._oversize}): a message at or after offset "
+                        f"{position} is too large to read. Skip it with ALTER PIPELINE ... "
+                        "SET OFFSETS")
                 for msg in batch:
                     error = msg.error()
                     if error is not None:
@@ -362,9 +396,16 @@ class Extractor:
                     value = msg.value()
                     if value is None:
                         value = b""
-                    data.messages.append(Message(offset, value))
+                    data.messages.append(Message(offset, value, msg.timestamp()[1]))
                     size += len(value)
                     position = offset + 1
+                    if chunk_bytes is not None and size >= chunk_bytes and position < target:
+                        # Full by bytes in the middle of what consume returned: the byte cap
+                        # holds to the message, whatever the fetch brought.
+                        data.end = position
+                        yield data
+                        data, size = PartitionData(partition, position, position), 0
+                        last_progress = time.monotonic()
                 # Offsets may have gaps (compaction, transaction markers): the consumer's
                 # position moves past them even when no message is delivered.
                 (current,) = self._consumer.position([tp])

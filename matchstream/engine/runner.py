@@ -2,9 +2,14 @@
 
 One round (a *batch*), as SingleStore schedules it (docs/singlestore-pipelines.md §5):
 
-1. Discover the topic's partitions (new ones get a cursor at EARLIEST) and their true ends.
-   A cursor beyond the end means the broker lost data: the pipeline goes to ``Error`` with a
-   message saying to ``SET OFFSETS EARLIEST``; retrying could not help.
+1. Discover the topic's partitions (new ones get a cursor at EARLIEST, never overwriting one
+   written meanwhile) and their true ends. A cursor beyond the end, or a message before the
+   cursor that is not the one loaded (its *history mark*, kept with the cursor, differs: the
+   broker was restarted and refilled, or the topic re-created), means the partition's history
+   changed: the pipeline goes to ``Error`` before anything is loaded, with a message saying to
+   ``SET OFFSETS``; retrying could not help. The mark is checked whenever the partition's
+   watermarks differ from those of its last check (new data to read, or the partition went
+   back): a broker restart is not always seen as a failure, since librdkafka rides it out.
 2. Pick up to MAX_PARTITIONS_PER_BATCH partitions with data (round robin when there are more).
    None: the round is idle and the runner sleeps BATCH_INTERVAL ms.
 3. Read each partition's range ``[cursor, min(end, cursor + MAX_OFFSETS_PER_BATCH_PARTITION))``;
@@ -12,9 +17,14 @@ One round (a *batch*), as SingleStore schedules it (docs/singlestore-pipelines.m
    range is recorded (``batch_plans``) before the transform runs, so the same holds after a
    STOP or an engine crash: a transform with side effects sees the same input every time.
 4. Run the batch partitions in parallel (:func:`matchstream.engine.batch.run_batch_partition`).
-5. A failed range counts one attempt. After MAX_RETRIES_PER_BATCH_PARTITION attempts:
-   STOP_ON_ERROR ON puts the pipeline in ``Error`` and ends the runner; OFF skips the range (the
-   cursor moves past it and SKIPPED_BATCH_PARTITIONS grows by one).
+5. A range that failed for the data's sake counts one attempt. After
+   MAX_RETRIES_PER_BATCH_PARTITION attempts: STOP_ON_ERROR ON puts the pipeline in ``Error`` and
+   ends the runner; OFF skips the range (the cursor moves past it and SKIPPED_BATCH_PARTITIONS
+   grows by one). A commit resets the range's count.
+6. An infrastructure failure (broker unreachable or stalled, a lost database session, a
+   deadlock, a full disk: :func:`matchstream.engine.batch.is_infrastructure`) counts no attempt
+   and never skips: the runner backs off (``retry_delay_s`` doubling per failure in a row, up to
+   ``max_backoff_s``) and tries again; the first failure of a streak leaves a ``Warning`` row.
 """
 
 from __future__ import annotations
@@ -49,6 +59,9 @@ from matchstream.engine.errors import (
 )
 from matchstream.engine.extractor import (
     Extractor,
+    KafkaStalled,
+    KafkaUnreachable,
+    MessageTooLarge,
     PartitionData,
     Watermarks,
     client_options,
@@ -82,6 +95,8 @@ class _Retry:
 @dataclass
 class _Round:
     idle: bool = False
+    # An infrastructure failure happened (step 6): back off, count nothing.
+    infrastructure: BatchPartitionError | None = None
     # Nothing ran because of a failure (topic metadata, or every read of the round): not a
     # batch, so it does not use up START ... LIMIT n BATCHES, and the retry delay applies.
     failed: bool = False
@@ -95,6 +110,10 @@ class _Round:
     def retry_soon(self) -> bool:
         return (self.failed or self.extract_failures > 0
                 or any(r.outcome is Outcome.FAILED for r in self.results))
+
+    @property
+    def committed(self) -> bool:
+        return any(r.outcome is Outcome.COMMITTED for r in self.results)
 
 
 def build_plan(
@@ -115,7 +134,8 @@ def build_plan(
         database=row.database, pipeline_id=row.pipeline_id, stmt=stmt,
         spec=LoadSpec.from_pipeline(stmt, row.database), transform=transform,
         run_state=run_state, transform_timeout_s=settings.transform_timeout_s,
-        work_dir=settings.work_dir,
+        work_dir=settings.work_dir, engine_session=settings.engine_session,
+        transform_output_max_bytes=settings.transform_output_max_bytes,
     )
 
 
@@ -136,6 +156,9 @@ class PipelineRunner:
         self._rotation = 0
         self._known_marks: dict[int, Watermarks] = {}
         self._batches_since_trim = 0
+        # The watermarks each partition's history mark was last checked at (step 1).
+        self._verified: dict[int, Watermarks] = {}
+        self._failures_in_a_row = 0  # infrastructure failures since the last good round
 
     @property
     def stmt(self) -> CreatePipeline:
@@ -159,6 +182,12 @@ class PipelineRunner:
                     if round_.fatal is not None:
                         summary.error = round_.fatal
                         break
+                    if round_.infrastructure is not None:
+                        self._back_off(control, round_.infrastructure, stop)
+                        if round_.failed:
+                            continue
+                    elif round_.idle or round_.committed:
+                        self._failures_in_a_row = 0
                     if round_.idle:
                         if stop_when_idle:
                             break
@@ -191,10 +220,10 @@ class PipelineRunner:
             return _Round(fatal=self._fail_pipeline(control, exc, batch_id=None))
         except DATABASE_ERRORS:
             raise  # the catalog, not the broker, failed: the engine restarts this runner
-        except Exception as exc:  # noqa: BLE001 - a broker hiccup: an extract error, retried
+        except Exception as exc:  # noqa: BLE001 - a broker hiccup: back off (step 6)
             error = ExtractError(f"cannot read topic metadata: {exc}", pipeline=plan.name,
                                  topic=plan.topic, partition=-1, start=-1, end=-1)
-            return self._count_failure(control, (-1, -1), _Retry(-1), error, None)
+            return _Round(failed=True, infrastructure=error)
         if not ready:
             return _Round(idle=True)
         if len(ready) > parallel:
@@ -238,12 +267,16 @@ class PipelineRunner:
                         chunk_messages=chunk_messages, chunk_bytes=self.settings.chunk_bytes)
                     data = next(chunks)
                 else:
-                    data = extractor.read(partition, cursor, limit, end_hint=end_hint)
+                    data = self._read_whole(extractor, partition, cursor, limit, end_hint)
             except Exception as exc:  # noqa: BLE001 - any broker failure fails this range
                 if chunks is not None:
                     chunks.close()
                 error = ExtractError(str(exc), pipeline=plan.name, topic=plan.topic,
                                      partition=partition, start=cursor, end=end_hint)
+                if isinstance(exc, KafkaUnreachable | KafkaStalled):  # step 6
+                    round_.infrastructure = error
+                    round_.extract_failures += 1
+                    continue
                 failed = self._count_failure(control, key, retry or _Retry(end), error, batch_id)
                 if failed.fatal:
                     return failed
@@ -273,6 +306,8 @@ class PipelineRunner:
             if result.outcome is Outcome.COMMITTED:
                 round_.rows += result.rows
                 self._retries.pop(key, None)
+            elif result.outcome is Outcome.RETRY:
+                round_.infrastructure = result.error
             elif result.outcome is Outcome.FAILED and result.error is not None:
                 retry = self._retries.setdefault(key, _Retry(result.end))
                 retry.attempts += 1
@@ -283,6 +318,21 @@ class PipelineRunner:
                         round_.fatal = outcome
                         return round_
         return round_
+
+    def _read_whole(self, extractor: Extractor, partition: int, cursor: int, limit: int,
+                    end_hint: int) -> PartitionData:
+        """An unchunked range (IGNORE n LINES without a transform) is held in memory whole, so
+        it ends where it reaches ``range_max_bytes``: the rest is the next batch's range."""
+        pieces = extractor.read_chunks(partition, cursor, limit, end_hint=end_hint,
+                                       chunk_bytes=self.settings.range_max_bytes)
+        try:
+            data = next(pieces)
+        finally:
+            pieces.close()
+        if data.end < min(cursor + limit, end_hint):
+            log.info("%s: %s[%d]@%d..%d cut at %d bytes (range_max_bytes)", self.plan.name,
+                     self.plan.topic, partition, cursor, data.end, data.size_bytes)
+        return data
 
     def _read_rest(
         self, chunks: Generator[PartitionData, None, None], feed: ChunkFeed, stop: threading.Event
@@ -355,10 +405,11 @@ class PipelineRunner:
         cursors = catalog.get_cursors(control, plan.database, plan.name)
         for partition in partitions:
             mark = marks[partition]
+            known = self._known_marks.get(partition)
             if partition not in cursors:
-                catalog.put_cursor(control, plan.database, plan.name, partition,
+                catalog.add_cursor(control, plan.database, plan.name, partition,
                                    cursor=mark.low, earliest=mark.low, latest=mark.high)
-            elif self._known_marks.get(partition) != mark:
+            elif known != mark:
                 catalog.put_cursor(control, plan.database, plan.name, partition, cursor=None,
                                    earliest=mark.low, latest=mark.high)
             self._known_marks[partition] = mark
@@ -377,6 +428,10 @@ class PipelineRunner:
                     pipeline=plan.name, topic=plan.topic, partition=partition,
                     start=cursor, end=mark.high,
                 )
+            if partition in cursors and self._verified.get(partition) != mark \
+                    and cursor <= mark.high:
+                self._verify_history(extractor, cursors[partition], mark)
+                self._verified[partition] = mark
             if cursor < mark.low:
                 log.warning("%s: %s[%d] cursor %d is before the earliest offset %d; the "
                             "messages in between are gone", plan.name, plan.topic, partition,
@@ -400,6 +455,52 @@ class PipelineRunner:
         catalog.trim_batches(control, self.plan.database, self.plan.name,
                              keep=self.settings.batches_to_keep)
         control.commit()
+
+    def _verify_history(self, extractor: Extractor, row: catalog.CursorRow,
+                        mark: Watermarks) -> None:
+        """Step 1's history check: the message the cursor's mark names must still be there."""
+        if row.history is None:
+            return  # a cursor set by SET OFFSETS or a skip, or from an older engine: unknown
+        offset = int(row.history.split(":", 1)[0])
+        if not mark.low <= offset < mark.high:
+            return  # gone by retention, or beyond the end (the cursor check reports that)
+        try:
+            found = extractor.read(row.partition, offset, 1, end_hint=offset + 1).messages
+        except MessageTooLarge:
+            return  # cannot be checked; the range's own read fails with it and counts (step 5)
+        if not found or found[0].offset != offset:
+            return  # a gap at that offset (compaction): nothing to compare
+        now = found[0].history_mark()
+        if now == row.history:
+            return
+        plan = self.plan
+        raise CursorBeyondEndError(
+            f"the partition's history changed under the cursor: the message at offset {offset} "
+            f"is not the one this pipeline loaded (mark then {row.history}, now {now}); the "
+            "broker was restarted and refilled (Tansu keeps topics in memory) or the topic was "
+            "re-created. Nothing was loaded from it. Run "
+            f"`ALTER PIPELINE {plan.name} SET OFFSETS EARLIEST` (load all the broker holds now) "
+            f"or `SET OFFSETS LATEST` (only what comes next), then `START PIPELINE {plan.name}`",
+            pipeline=plan.name, topic=plan.topic, partition=row.partition, start=row.cursor,
+            end=mark.high,
+        )
+
+    def _back_off(self, control: Any, error: BatchPartitionError, stop: threading.Event) -> None:
+        """Step 6: wait, longer for each infrastructure failure in a row; the first one of a
+        streak leaves a Warning row (if the database takes it)."""
+        self._failures_in_a_row += 1
+        delay = min(self.settings.retry_delay_s * 2 ** (self._failures_in_a_row - 1),
+                    self.settings.max_backoff_s)
+        log.warning("%s: %s; retrying in %.1f s (not counted as an attempt)", self.plan.name,
+                    error, delay)
+        if self._failures_in_a_row == 1:
+            try:
+                control.begin()
+                record_error(control, self.plan, error, batch_id=None, error_type="Warning")
+                control.commit()
+            except Exception:  # noqa: BLE001 - the database may be what failed
+                log.debug("could not record %s", error, exc_info=True)
+        stop.wait(delay)
 
     # -- failures --------------------------------------------------------------------------
     def _count_failure(

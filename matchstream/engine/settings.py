@@ -14,6 +14,7 @@ import pymysql
 
 from matchstream.config import Config
 from matchstream.db import DatabaseUnreachable, connect
+from matchstream.engine.transform_runner import DEFAULT_OUTPUT_MAX_BYTES
 
 __all__ = ["DATABASE_ERRORS", "EngineSettings", "open_connection"]
 
@@ -42,6 +43,20 @@ DEFAULT_TRIM_EVERY_BATCHES = 50
 # test may patch the module constants.
 DEFAULT_CHUNK_MESSAGES = 50_000
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+# A range that cannot be chunked (IGNORE n LINES without a transform: every LOAD DATA would skip
+# n lines again) is held in memory whole; it ends at this many bytes (at least one message), and
+# the rest is the next batch's.
+DEFAULT_RANGE_MAX_BYTES = 256 * 1024 * 1024
+# After an infrastructure failure (broker or database unreachable, a lost session, a deadlock, a
+# full disk) a runner waits retry_delay_s, doubling per failure in a row up to this: such a
+# failure is not the data's fault, so it costs no attempt and the range is never skipped.
+DEFAULT_MAX_BACKOFF_S = 5.0
+# A second engine waits this long for the catalog's engine lock before it gives up.
+DEFAULT_LOCK_WAIT_S = 10.0
+# Engine sessions give up on a server that stops answering after this long (pymysql's read and
+# write timeouts) instead of hanging a runner for ever; LOAD DATA of the largest chunk and the
+# commit lock waits (innodb_lock_wait_timeout, 50 s) stay well inside it.
+DB_IO_TIMEOUT_S = 300
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,15 @@ class EngineSettings:
     trim_every_batches: int = DEFAULT_TRIM_EVERY_BATCHES
     chunk_messages: int = DEFAULT_CHUNK_MESSAGES
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    # A transform writing more for one batch partition is killed, the partition fails (1 GiB).
+    transform_output_max_bytes: int = DEFAULT_OUTPUT_MAX_BYTES
+    range_max_bytes: int = DEFAULT_RANGE_MAX_BYTES
+    max_backoff_s: float = DEFAULT_MAX_BACKOFF_S
+    lock_wait_s: float = DEFAULT_LOCK_WAIT_S
+    # The database session holding the catalog's engine lock (catalog.ENGINE_LOCK), set by the
+    # engine once it has it; a batch commits only while that session still holds it. None:
+    # not run by the engine (START ... FOREGROUND, TEST PIPELINE), nothing to check.
+    engine_session: int | None = None
 
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> EngineSettings:
@@ -68,6 +92,9 @@ class EngineSettings:
             "transform_timeout_s": config.transform_timeout_s,
             "chunk_messages": DEFAULT_CHUNK_MESSAGES,
             "chunk_bytes": DEFAULT_CHUNK_BYTES,
+            "max_backoff_s": DEFAULT_MAX_BACKOFF_S,
+            "range_max_bytes": DEFAULT_RANGE_MAX_BYTES,
+            "lock_wait_s": DEFAULT_LOCK_WAIT_S,
         }
         values.update(overrides)
         return cls(**values)
@@ -79,7 +106,7 @@ def open_connection(config: Config, database: str | None = None) -> Any:
     STRICT_TRANS_TABLES makes MariaDB treat bad values like SingleStore does for statements
     other than LOAD DATA LOCAL; max_error_count lets the loader see every rejected line.
     """
-    conn = connect(config, database, autocommit=False)
+    conn = connect(config, database, autocommit=False, io_timeout_s=DB_IO_TIMEOUT_S)
     with conn.cursor() as cursor:
         cursor.execute(
             "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,"

@@ -8,7 +8,9 @@ The protocol, as SingleStore runs it (docs/singlestore-pipelines.md §2):
    (:mod:`matchstream.framing`), then close stdin.
 3. stdout is data: cut into the files ``LOAD DATA LOCAL INFILE`` reads; stderr is captured.
 4. Exit status 0 within the timeout is success; a non-zero status, a signal or the timeout fails
-   the batch partition with the tail of stderr attached.
+   the batch partition with the tail of stderr attached. So does output beyond
+   ``transform_output_max_bytes`` (the process group is killed at once) and an exit 0 that left
+   part of stdin unread (those rows would be lost).
 
 Resolving ``WITH TRANSFORM`` URIs also lives here: ``file:///abs``, ``file://localhost/abs``, a
 plain path (relative paths resolve against the directory of the SQL file that created the
@@ -33,7 +35,8 @@ from urllib.parse import unquote, urlparse
 from matchstream.ddl.ast import TransformSpec
 from matchstream.engine.errors import TransformNotUsable
 
-__all__ = ["ResolvedTransform", "TransformOutcome", "resolve_transform", "run_transform"]
+__all__ = ["DEFAULT_OUTPUT_MAX_BYTES", "ResolvedTransform", "TransformOutcome",
+           "resolve_transform", "run_transform"]
 
 # What a failed transform's stderr contributes to PIPELINES_ERRORS.STD_ERROR. The tail is kept
 # because a Python traceback ends with the line that matters; the whole stream could be
@@ -41,6 +44,10 @@ __all__ = ["ResolvedTransform", "TransformOutcome", "resolve_transform", "run_tr
 STDERR_TAIL_BYTES = 64 * 1024
 # Writes to stdin go in chunks of this size so the timeout and STOP are checked between them.
 STDIN_CHUNK_BYTES = 1024 * 1024
+# A transform writing more than this for one batch partition is killed and the partition fails
+# (EngineSettings.transform_output_max_bytes): one writing without end filled the disk at about
+# 20 MiB/s while the pipeline still showed Running.
+DEFAULT_OUTPUT_MAX_BYTES = 1024 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 
 
@@ -85,16 +92,21 @@ class TransformOutcome:
     cancelled: bool
     stderr_tail: str
     seconds: float
+    # What the engine found wrong besides the exit status (output cap, input left unread).
+    failure: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out and not self.cancelled
+        return (self.returncode == 0 and not self.timed_out and not self.cancelled
+                and self.failure is None)
 
     def failure_reason(self, timeout_s: float) -> str:
         if self.cancelled:
             return "transform cancelled because the pipeline is stopping"
         if self.timed_out:
             return f"transform did not finish within {timeout_s:g} s and was killed"
+        if self.failure is not None:
+            return self.failure
         rc = self.returncode
         if rc is not None and rc < 0:
             try:
@@ -200,6 +212,7 @@ def run_transform(
     timeout_s: float,
     cancelled: threading.Event | None = None,
     extra_env: Mapping[str, str] | None = None,
+    max_output_bytes: int = DEFAULT_OUTPUT_MAX_BYTES,
 ) -> TransformOutcome:
     """Run one transform process over ``payloads``; its whole stdout goes to ``stdout``.
 
@@ -207,14 +220,16 @@ def run_transform(
     use (:class:`~matchstream.engine.transform_stream.TransformStream`), with its output in one
     piece: for TEST PIPELINE, which parses it into a temporary table. ``cancelled`` (the
     pipeline is stopping) kills the process like a timeout does. ``extra_env`` is added to the
-    engine's environment (TEST PIPELINE sets ``MATCHSTREAM_DRY_RUN=1``).
+    engine's environment (TEST PIPELINE sets ``MATCHSTREAM_DRY_RUN=1``). More output than
+    ``max_output_bytes`` kills the process and fails the run.
     """
     from matchstream.engine.transform_stream import TransformAborted, TransformStream
 
     with tempfile.TemporaryDirectory(prefix="transform-") as work:
         stream = TransformStream(transform, work_dir=Path(work), prefix="out-",
                                  terminator=b"\n", escape=b"", splittable=False,
-                                 timeout_s=timeout_s, cancelled=cancelled, extra_env=extra_env)
+                                 timeout_s=timeout_s, cancelled=cancelled, extra_env=extra_env,
+                                 max_output_bytes=max_output_bytes)
         try:
             outcome = stream.start([payloads])
             if outcome is not None:

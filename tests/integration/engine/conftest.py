@@ -126,6 +126,7 @@ def env_factory(stack_config: Config, tmp_path: Path) -> Iterator[Callable[..., 
                                           replication_factor=1)])
             conn = open_connection(stack_config)
             cleanup.callback(conn.close)
+            catalog.ensure_catalog(conn)  # the teardown cleans its tables, even if nothing ran
             with conn.cursor() as cursor:
                 cursor.execute(f"CREATE DATABASE `{database}`")
                 cursor.execute(f"USE `{database}`")

@@ -125,3 +125,18 @@ def test_ignore_lines_keeps_one_chunk(env: Env, staged: list[tuple[int, int]]) -
     assert env.sql("START PIPELINE p FOREGROUND") == Message("Query OK, 7 rows affected", 7)
     assert staged == [(0, 8)]
     assert _ids(env) == list(range(1, 8)) and env.cursors("p") == {0: 8}
+
+
+def test_an_unchunked_range_ends_at_its_byte_cap(
+    env: Env, staged: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IGNORE n LINES keeps a range in one piece, held in memory whole: at range_max_bytes (here
+    12 bytes, two of these 6-byte messages) the range ends and the rest is the next batch's.
+    Each range ignores its first line, as every LOAD DATA does; nothing else is left out."""
+    monkeypatch.setattr(settings, "DEFAULT_RANGE_MAX_BYTES", 12)
+    env.produce([f"{i}\tn{i}".encode() for i in range(10, 16)])
+    _pipeline(env, after="IGNORE 1 LINES")
+    env.sql("START PIPELINE p FOREGROUND")
+    assert staged == [(0, 2), (2, 4), (4, 6)]  # three ranges of two messages
+    assert _ids(env) == [11, 13, 15]
+    assert env.cursors("p") == {0: 6}

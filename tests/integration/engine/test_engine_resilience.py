@@ -14,7 +14,7 @@ import pytest
 from matchstream.config import Config
 from matchstream.engine import catalog
 from matchstream.engine.engine import Engine
-from matchstream.engine.extractor import Extractor, KafkaStalled
+from matchstream.engine.extractor import Extractor, KafkaStalled, KafkaUnreachable
 from matchstream.engine.settings import DEFAULT_RETRY_DELAY_S, EngineSettings
 from matchstream.engine.statements import Message
 
@@ -66,11 +66,12 @@ def test_engine_and_runner_survive_killed_database_sessions(
     assert env.count("t") == 20
 
 
-def test_failed_extraction_round_is_no_batch_and_waits_the_retry_delay(
+def test_failed_extraction_round_is_no_batch_and_backs_off(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two failed reads then a good one: LIMIT 1 BATCHES still loads the data (failed rounds
-    do not use up the limit), each retry comes after the retry delay, one error row each."""
+    """Two stalled reads then a good one: LIMIT 1 BATCHES still loads the data (failed rounds
+    do not use up the limit); a stalled broker is the infrastructure's failure, so the waits
+    double (retry delay, then twice it) and the streak leaves one Warning row, no Error."""
     _pipeline(env)
     env.produce(_rows(0, 5))
     calls: list[float] = []
@@ -88,9 +89,41 @@ def test_failed_extraction_round_is_no_batch_and_waits_the_retry_delay(
     assert isinstance(result, Message) and result.rowcount == 5
     assert env.count("t") == 5
     assert len(calls) == 3
-    assert all(b - a >= DEFAULT_RETRY_DELAY_S * 0.9 for a, b in zip(calls, calls[1:],
-                                                                     strict=False))
-    assert [e["ERROR_KIND"] for e in env.errors("p")] == ["Extract", "Extract"]
+    assert calls[1] - calls[0] >= DEFAULT_RETRY_DELAY_S * 0.9
+    assert calls[2] - calls[1] >= 2 * DEFAULT_RETRY_DELAY_S * 0.9
+    errors = env.errors("p")
+    assert [(e["ERROR_TYPE"], e["ERROR_KIND"]) for e in errors] == [("Warning", "Extract")]
+    assert "simulated broker failure" in errors[0]["ERROR_MESSAGE"]
+
+
+def test_a_long_broker_outage_never_errors_or_skips(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight failed reads in a row with MAX_RETRIES_PER_BATCH_PARTITION 2 and STOP_ON_ERROR OFF:
+    none is an attempt, so nothing is skipped and the pipeline does not go to Error; the rows
+    load once the broker answers."""
+    monkeypatch.setattr("matchstream.engine.settings.DEFAULT_MAX_BACKOFF_S", 0.2)
+    _pipeline(env, "MAX_RETRIES_PER_BATCH_PARTITION 2 STOP_ON_ERROR OFF")
+    env.produce(_rows(0, 5))
+    calls: list[float] = []
+    real_read = Extractor.read_chunks
+
+    def flaky_read(self: Extractor, *args: Any, **kwargs: Any) -> Any:
+        calls.append(time.monotonic())
+        if len(calls) <= 8:
+            raise KafkaUnreachable("simulated broker outage")
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(Extractor, "read_chunks", flaky_read)
+    result = env.sql("START PIPELINE p FOREGROUND LIMIT 1 BATCHES")
+    assert isinstance(result, Message) and result.rowcount == 5
+    assert len(calls) == 9
+    assert env.count("t") == 5
+    assert env.cursors("p") == {0: 5}
+    skipped = env.db(f"SELECT SKIPPED_BATCH_PARTITIONS FROM `{catalog.CATALOG_SCHEMA}`."
+                     "pipeline_registry WHERE DATABASE_NAME = %s", [env.database])
+    assert skipped == [(0,)]
+    assert [e["ERROR_TYPE"] for e in env.errors("p")] == ["Warning"]
 
 
 def test_batch_history_stays_bounded(env: Env, stack_config: Config, tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -99,12 +101,14 @@ def test_show_create_pipeline_is_normalised(env: Env) -> None:
 
 
 def test_stop_during_a_slow_batch_never_leaves_half_of_it(env: Env, engine: EngineHandle) -> None:
-    """The transform emits half its rows, sleeps, then the rest: a STOP in the middle must give
-    either no row of the batch or all of them."""
+    """The transform emits half its rows, says so (a file), then sleeps 60 s: a STOP then rolls
+    the batch back at once (no row, cursor unmoved, no error row, no attempt) instead of waiting
+    for it, and START afterwards loads the whole range once."""
     env.db("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))")
     env.produce([f"{i}\tn{i}".encode() for i in range(20)])
+    half = env.sql_dir / "half-written"
     env.transform("slow.py", (
-        "import struct, sys, time\n"
+        "import os, struct, sys, time\n"
         "inp, out = sys.stdin.buffer, sys.stdout.buffer\n"
         "rows = []\n"
         "while True:\n"
@@ -115,17 +119,49 @@ def test_stop_during_a_slow_batch_never_leaves_half_of_it(env: Env, engine: Engi
         "for i, r in enumerate(rows):\n"
         "    out.write(r + b'\\n'); out.flush()\n"
         "    if i == len(rows) // 2:\n"
-        "        time.sleep(1.5)\n"))
+        f"        if not os.path.exists({str(half)!r}):\n"
+        f"            open({str(half)!r}, 'w').close()\n"
+        "            time.sleep(60)\n"))
     env.sql(f"CREATE PIPELINE p AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' "
             "WITH TRANSFORM ('slow.py', '', '') INTO TABLE t")
     env.sql("START PIPELINE p")
-    time.sleep(0.8)  # the transform is asleep in the middle of its output
+    wait_for(half.exists, what="the transform half way through its output")
     started = time.monotonic()
     env.sql("STOP PIPELINE p")
-    time.sleep(2.5)
-    assert env.count("t") in (0, 20)
-    assert env.cursors("p").get(0, 0) in (0, 20)
-    assert time.monotonic() - started < 10
+    # The batch is rolled back once the runner has seen the STOP and killed the transform.
+    runner = f"pipeline-{env.database}.p"
+    wait_for(lambda: not any(t.name == runner for t in threading.enumerate()),
+             what="the runner to end")
+    assert time.monotonic() - started < 10, "STOP waited for the sleeping transform"
+    assert env.count("t") == 0
+    assert env.cursors("p").get(0, 0) == 0
+    assert env.errors("p") == []
+    env.sql("START PIPELINE p")  # the marker exists: this time the transform does not sleep
+    wait_for(lambda: env.cursors("p").get(0) == 20, what="the whole range after START")
+    assert env.count("t") == 20
+    (attempt,) = env.db(f"SELECT ATTEMPT FROM `{catalog.CATALOG_SCHEMA}`.PIPELINES_BATCHES "
+                        "WHERE DATABASE_NAME = %s", [env.database])[0]
+    assert attempt == 1  # the stopped try was no attempt
+
+
+def test_stop_while_a_batch_holds_the_commit_lock_waits_for_it(
+    env: Env, engine: EngineHandle, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """A batch past its guard (registry row locked) is stopped by nothing: the STOP statement
+    waits for its commit, and all 20 rows are there when STOP returns."""
+    from matchstream.faults import ENV_FAULT, ENV_ONCE
+    env.db("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))")
+    env.produce([f"{i}\tn{i}".encode() for i in range(20)])
+    marker = tmp_path / "in-commit-window"
+    monkeypatch.setenv(ENV_FAULT, "engine.after_guard:sleep")
+    monkeypatch.setenv(ENV_ONCE, str(marker))
+    env.sql(f"CREATE PIPELINE p AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' INTO TABLE t")
+    env.sql("START PIPELINE p")
+    wait_for(marker.exists, what="the batch past its guard")
+    env.sql("STOP PIPELINE p")
+    assert env.count("t") == 20
+    assert env.cursors("p") == {0: 20}
+    assert env.state("p") == "Stopped"
 
 
 def test_start_all_checks_every_definition_and_stop_all_stops_foreground_runs(

@@ -2,6 +2,9 @@
 flow through a transform, restart it each time, and check every message is in the table once.
 
 The table has no unique key on purpose, so a duplicate would show up instead of being absorbed.
+Random kills cannot show that one landed inside a batch's transaction: that proof is
+test_fault_points.py, which kills the engine at each point of the protocol; this is the soak on
+top of it.
 """
 
 from __future__ import annotations
@@ -99,7 +102,6 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(env_factory, tmp
     total, distinct, low, high = env.db("SELECT COUNT(*), COUNT(DISTINCT id), MIN(id), MAX(id) "
                                         "FROM seen")[0]
     assert (total, distinct, low, high) == (MESSAGES, MESSAGES, 0, MESSAGES - 1)
-    assert kills >= 20
     # The kills really happened while data was flowing, not all before or after it.
     assert len({n for n in loaded_at_kill if 0 < n < MESSAGES}) >= 10, (
         loaded_at_kill, log.read_text()[-3000:])

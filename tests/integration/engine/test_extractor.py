@@ -133,3 +133,25 @@ def test_librdkafka_writes_nothing_to_stderr() -> None:
                           timeout=60, check=True)
     assert "unreachable: cannot read the metadata of topic 'nowhere'" in done.stdout
     assert done.stderr == ""
+
+
+def test_a_message_larger_than_the_engine_takes_is_named_at_once(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetch answer above receive.message.max.bytes (here 2 MiB, a 3 MiB message; the engine's
+    own limit is 65 MiB) never arrives, and librdkafka only says the broker is down: the read
+    fails at once with MessageTooLarge, naming the offset, not after a stall as an outage."""
+    from matchstream.engine.extractor import MessageTooLarge
+
+    monkeypatch.setattr(extractor_module, "MAX_PARTITION_FETCH_BYTES", 1024 * 1024)
+    monkeypatch.setattr(extractor_module, "FETCH_MAX_BYTES", 1024 * 1024)
+    monkeypatch.setattr(extractor_module, "RECEIVE_MESSAGE_MAX_BYTES", 2 * 1024 * 1024)
+    env.produce([b"0\tsmall", b"x" * (3 * 1024 * 1024)])
+    extractor = Extractor([env.kafka], env.topic, client_id="too-large")
+    try:
+        started = time.monotonic()
+        with pytest.raises(MessageTooLarge, match=rf"{env.topic}\[0\]@0: .*too large"):
+            extractor.read(0, 0, 10, end_hint=2)
+        assert time.monotonic() - started < extractor_module.STALL_TIMEOUT_S / 2
+    finally:
+        extractor.close()

@@ -58,6 +58,7 @@ def test_lost_connection_and_unreachable_server_are_retried(
     monkeypatch.setattr(engine_module, "open_connection", open_connection)
     monkeypatch.setattr(engine_module, "RECONNECT_BACKOFF_S", 0.01)
     monkeypatch.setattr(catalog, "ensure_catalog", lambda conn: None)
+    monkeypatch.setattr(catalog, "claim_engine", lambda conn, wait_s: 1)
     monkeypatch.setattr(catalog, "list_pipelines", list_pipelines)
     config = Config(state_dir=tmp_path)
     engine = Engine(config, EngineSettings.from_config(config, poll_s=0.01))
@@ -84,4 +85,4 @@ def test_statement_of_a_row_that_is_not_a_create_is_an_engine_error() -> None:
 
 def test_catalog_object_count_follows_the_ddl() -> None:
     """ensure_catalog compares with the tables and views the DDL creates, not a magic number."""
-    assert catalog._CATALOG_OBJECTS == len(catalog._DDL) - 1 == 8
+    assert catalog._CATALOG_OBJECTS == len(catalog._DDL) - 1 == 9

@@ -6,6 +6,7 @@ import io
 import stat
 import sys
 import tarfile
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -99,20 +100,118 @@ def test_exit_status_signal_and_stderr(tmp_path: Path) -> None:
     assert outcome.failure_reason(30) == "transform was killed by SIGSEGV"
 
 
+def _assert_gone(pid: int, timeout_s: float = 10.0) -> None:
+    """The process ``pid`` has died: gone, or a zombie its (dead) parent left to init."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as stat_file:
+                if stat_file.read().rsplit(") ", 1)[1].startswith("Z"):
+                    return
+        except FileNotFoundError:
+            return
+        assert time.monotonic() < deadline, f"process {pid} outlived its transform"
+        time.sleep(0.05)
+
+
+def _hang_with_a_child(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A transform that starts `sleep 600` (its grandchild, to the engine) and hangs; the
+    grandchild's pid goes to a file before the hang."""
+    pid_file = tmp_path / f"{name}.pid"
+    script = _script(tmp_path / f"{name}.py", "import subprocess, time\n"
+                     "child = subprocess.Popen(['sleep', '600'])\n"
+                     f"with open({str(pid_file)!r}, 'w') as f:\n"
+                     "    f.write(str(child.pid))\n"
+                     "time.sleep(600)\n")
+    return script, pid_file
+
+
 def test_timeout_and_cancel_kill_the_process_group(tmp_path: Path) -> None:
-    hang = _script(tmp_path / "h.py", "import subprocess, time\n"
-                   "subprocess.Popen(['sleep', '600'])\ntime.sleep(600)\n")
+    hang, pid_file = _hang_with_a_child(tmp_path, "timeout")
     resolved = resolve_transform(TransformSpec(str(hang)), sql_dir=tmp_path,
                                  unpack_dir=tmp_path / "u")
     started = time.monotonic()
     with (tmp_path / "out").open("wb") as sink:
         outcome = run_transform(resolved, [b"a" * 10_000_000], sink, timeout_s=1)
     assert outcome.timed_out and not outcome.ok and time.monotonic() - started < 10
+    _assert_gone(int(pid_file.read_text()))
+    hang, pid_file = _hang_with_a_child(tmp_path, "cancel")
+    resolved = resolve_transform(TransformSpec(str(hang)), sql_dir=tmp_path,
+                                 unpack_dir=tmp_path / "u")
     cancel = threading.Event()
     threading.Timer(0.5, cancel.set).start()
     with (tmp_path / "out").open("wb") as sink:
         outcome = run_transform(resolved, [], sink, timeout_s=60, cancelled=cancel)
     assert outcome.cancelled and not outcome.ok
+    _assert_gone(int(pid_file.read_text()))
+
+
+ENDLESS = "import sys\nwhile True:\n    sys.stdout.buffer.write(b'x' * 65535 + b'\\n')\n"
+READ_ONE = "import os\nos.read(0, 8)\nprint('one')\n"  # 8 bytes of stdin, exit 0
+
+
+def test_output_beyond_the_cap_fails_the_run(tmp_path: Path) -> None:
+    resolved = resolve_transform(TransformSpec(str(_script(tmp_path / "e.py", ENDLESS))),
+                                 sql_dir=tmp_path, unpack_dir=tmp_path / "u")
+    started = time.monotonic()
+    with (tmp_path / "out").open("wb") as sink:
+        outcome = run_transform(resolved, [b"a"], sink, timeout_s=30, max_output_bytes=1_000_000)
+    assert not outcome.ok and time.monotonic() - started < 10
+    assert outcome.failure_reason(30) == (
+        "transform output exceeded 1000000 bytes (transform_output_max_bytes); "
+        "is it writing without end?")
+    assert (tmp_path / "out").stat().st_size == 0  # nothing of it reaches the caller
+
+
+def test_exit_0_with_input_left_unread_fails_the_run(tmp_path: Path) -> None:
+    resolved = resolve_transform(TransformSpec(str(_script(tmp_path / "r.py", READ_ONE))),
+                                 sql_dir=tmp_path, unpack_dir=tmp_path / "u")
+    with (tmp_path / "out").open("wb") as sink:
+        outcome = run_transform(resolved, [b"a" * 992] * 20, sink, timeout_s=30)
+    assert outcome.returncode == 0 and not outcome.ok
+    assert outcome.failure_reason(30) == (
+        "transform exited without reading all of its input: 8 of 20000 bytes read")
+    assert (tmp_path / "out").read_bytes() == b"one\n"
+    reads_all = resolve_transform(TransformSpec(str(_script(tmp_path / "a.py", ECHO))),
+                                  sql_dir=tmp_path, unpack_dir=tmp_path / "u")
+    with (tmp_path / "out").open("wb") as sink:
+        assert run_transform(reads_all, [b"a" * 992] * 5000, sink, timeout_s=30).ok
+
+
+class _BrokenSink(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("case", ["success", "failure", "timeout", "cancel", "cap", "unread",
+                                  "exception"])
+def test_work_files_are_removed_on_every_outcome(tmp_path: Path, case: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "tmp"
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(work))  # where run_transform cuts its output
+    body = {"success": ECHO, "failure": "import sys\nprint('x' * 100)\nsys.exit(4)\n",
+            "timeout": "print('x' * 100, flush=True)\nimport time\ntime.sleep(600)\n",
+            "cancel": "print('x' * 100, flush=True)\nimport time\ntime.sleep(600)\n",
+            "cap": ENDLESS, "unread": READ_ONE, "exception": ECHO}[case]
+    resolved = resolve_transform(TransformSpec(str(_script(tmp_path / "t.py", body))),
+                                 sql_dir=tmp_path, unpack_dir=tmp_path / "u")
+    cancel = threading.Event()
+    if case == "cancel":
+        threading.Timer(0.5, cancel.set).start()
+    sink: io.RawIOBase = _BrokenSink() if case == "exception" else io.BytesIO()
+    try:
+        outcome = run_transform(resolved, [b"a" * 992] * 100, sink,  # type: ignore[arg-type]
+                                timeout_s=1 if case == "timeout" else 30, cancelled=cancel,
+                                max_output_bytes=1_000_000)
+    except OSError:
+        assert case == "exception"
+    else:
+        assert outcome.ok == (case == "success") and case != "exception"
+    assert list(work.iterdir()) == []
 
 
 def test_transform_dies_with_its_engine_without_loading_libc_after_fork(tmp_path: Path) -> None:

@@ -1,0 +1,324 @@
+"""Soak: both demo pipelines (and their reject pipelines) under faults every few seconds, then SQL
+counts equal to what was produced.
+
+On a private stack (fresh broker + MariaDB on free ports) the demo's own ``sql/`` files are
+applied unchanged; the engine runs as its own process. For ``--seconds`` the script produces
+training and scoring rows at ``--rate`` each (every row gets a unique id, so a duplicate or a
+loss shows) with one bad message in every ``--bad-every`` (cycling through the bad-input
+classes), and every 2-6 s injects one fault, at random:
+
+* ``engine``: SIGKILL the engine, start a new one;
+* ``fault-point``: SIGKILL the engine, start one armed to SIGKILL itself at a random point of
+  the batch protocol (``matchstream.faults``), then one without;
+* ``transactions``: KILL every open database transaction;
+* ``trainer``: SIGKILL the warm trainer;
+* ``mariadb``: SIGKILL mariadbd and start it again (at most once a minute);
+* ``disk-full``: restart the engine with every LOAD failing ENOSPC for 3 s, then without.
+
+Then production stops, a clean engine catches up, and the script checks, with SQL only:
+
+* ``predictions``: one row per good scoring id produced (COUNT = COUNT(DISTINCT id) = produced);
+* ``training_metrics``: SUM(rows) = good training rows produced, SUM(skipped_rows) = bad ones,
+  versions 1..N one chain;
+* ``rejected_rows``: one row per bad message per topic;
+* every pipeline Running, no PIPELINES_ERRORS row of type Error, SKIPPED_BATCH_PARTITIONS 0.
+
+The deterministic proofs are tests/integration/engine/test_fault_points.py and
+tests/integration/test_real_faults.py; this is the random test on top. Usage:
+``.venv/bin/python scripts/soak_faults.py [--seconds 1800] [--rate 20]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchkit import ROOT
+from kafka import KafkaProducer
+
+from matchstream.config import ENV_PREFIX, Config
+from matchstream.db import connect
+from matchstream.engine import catalog
+from matchstream.faults import ENV_FAULT, ENV_ONCE
+from matchstream.ml.trainer_link import stop_trainer, trainer_pid
+from matchstream.sqlrunner import ScriptSource, default_variables, run_sources
+from matchstream.stack import Stack
+from matchstream.stack.engine_process import prepend_interpreter
+from matchstream.stack.ports import free_port
+
+DATABASE = "speed_dating"
+PIPELINES = ("training", "scoring", "training_rejects", "scoring_rejects")
+TOPIC_OF = {"training": "training", "scoring": "scoring", "training_rejects": "training",
+            "scoring_rejects": "scoring"}
+TRAIN = (ROOT / "data" / "train.csv").read_bytes().splitlines()
+SCORE = (ROOT / "data" / "score.csv").read_bytes().splitlines()
+KILL_POINTS = ("engine.after_transform", "engine.before_load", "engine.after_load",
+               "engine.after_guard", "engine.before_commit", "store.after_files",
+               "store.after_rename")
+
+
+def bad_messages(header: bytes, good: bytes) -> list[tuple[str, bytes]]:
+    """One message per bad-input class (docs/reliability.md), made from a good row."""
+    fields = good.split(b",")
+    non_integer_id = b",".join([b"x" + fields[0], *fields[1:]])
+    non_numeric = b",".join([*fields[:3], b"abc", *fields[4:]])
+    return [("empty", b""), ("wrong field count", b"1,2,3"), ("header row", header),
+            ("invalid UTF-8", good[:10] + b"\xff\xfe" + good[10:]),
+            ("non-integer id", non_integer_id), ("non-numeric value", non_numeric),
+            ("malformed CSV", b'"' + good)]
+
+
+class Soak:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.work = Path(tempfile.mkdtemp(prefix="soak-faults-"))
+        self.config = Config.from_env(environ={}, state_dir=self.work / "state",
+                                      kafka_port=free_port(), db_port=free_port())
+        self.stack = Stack(self.config, with_engine=False)
+        self.log = self.work / "engine.log"
+        self.engine: subprocess.Popen[bytes] | None = None
+        self.model_dir = Path(default_variables(self.config)["MODEL_DIR"])
+        self.good = {"training": 0, "scoring": 0}
+        self.bad = {"training": 0, "scoring": 0}
+        self.faults: Counter[str] = Counter()
+        self.rng = random.Random(args.seed)
+        self.last_mariadb_kill = 0.0
+
+    # -- the engine ------------------------------------------------------------------------
+    def start_engine(self, extra: dict[str, str] | None = None) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+        env.update(self.config.with_(transform_timeout_s=120.0).to_env())
+        env["MATCHSTREAM_TRAINER_IDLE_SECONDS"] = "60"
+        env.update(extra or {})
+        prepend_interpreter(env)
+        with self.log.open("ab") as sink:
+            self.engine = subprocess.Popen([sys.executable, "-m", "matchstream.engine"],
+                                           env=env, stdout=sink, stderr=sink)
+
+    def kill_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.send_signal(signal.SIGKILL)
+            self.engine.wait()
+            self.engine = None
+
+    # -- production ------------------------------------------------------------------------
+    def produce(self, done: threading.Event) -> None:
+        producer = KafkaProducer(bootstrap_servers=self.config.kafka_bootstrap, linger_ms=5,
+                                 acks="all", retries=0)
+        rows = {"training": TRAIN, "scoring": SCORE}
+        bad = {t: bad_messages(r[0], r[1]) for t, r in rows.items()}
+        sent = 0
+        started = time.monotonic()
+        while time.monotonic() - started < self.args.seconds:
+            due = int((time.monotonic() - started) * self.args.rate)
+            for i in range(sent, due):
+                for topic, lines in rows.items():
+                    if i % self.args.bad_every == self.args.bad_every - 1:
+                        _, value = bad[topic][(i // self.args.bad_every) % len(bad[topic])]
+                        producer.send(topic, value).get(timeout=30)
+                        self.bad[topic] += 1
+                        continue
+                    body = lines[1 + i % (len(lines) - 1)]
+                    value = str(10_000_000 + i).encode() + body[body.index(b","):]
+                    producer.send(topic, value).get(timeout=30)
+                    self.good[topic] += 1
+            sent = max(sent, due)
+            time.sleep(0.05)
+        producer.close()
+        done.set()
+
+    # -- faults ----------------------------------------------------------------------------
+    def inject(self) -> None:
+        kinds: dict[str, Callable[[], bool]] = {
+            "engine": self.fault_engine, "fault-point": self.fault_point,
+            "transactions": self.fault_transactions, "trainer": self.fault_trainer,
+            "mariadb": self.fault_mariadb, "disk-full": self.fault_disk_full,
+        }
+        kind = self.rng.choice(list(kinds))
+        if kinds[kind]():
+            self.faults[kind] += 1
+
+    def fault_engine(self) -> bool:
+        self.kill_engine()
+        self.start_engine()
+        return True
+
+    def fault_point(self) -> bool:
+        self.kill_engine()
+        marker = self.work / f"fired-{time.monotonic_ns()}"
+        self.start_engine({ENV_FAULT: self.rng.choice(KILL_POINTS) + ":kill",
+                           ENV_ONCE: str(marker)})
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and self.engine is not None \
+                and self.engine.poll() is None:
+            time.sleep(0.1)
+        self.kill_engine()
+        self.start_engine()
+        return marker.exists()
+
+    def fault_transactions(self) -> bool:
+        admin = connect(self.config)
+        killed = 0
+        try:
+            with admin.cursor() as cursor:
+                cursor.execute("SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX "
+                               "WHERE trx_mysql_thread_id <> CONNECTION_ID()")
+                for (thread_id,) in cursor.fetchall():
+                    try:
+                        cursor.execute(f"KILL {int(thread_id)}")
+                        killed += 1
+                    except Exception:  # noqa: BLE001 - it may have committed meanwhile
+                        pass
+        finally:
+            admin.close()
+        return killed > 0
+
+    def fault_trainer(self) -> bool:
+        pid = trainer_pid(self.model_dir)
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGKILL)
+        return True
+
+    def fault_mariadb(self) -> bool:
+        if time.monotonic() - self.last_mariadb_kill < 60:
+            return False
+        pid = self.stack.mariadb.process.running_pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGKILL)
+        while self.stack.mariadb.process.running_pid() is not None:
+            time.sleep(0.1)
+        self.stack.up()
+        self.last_mariadb_kill = time.monotonic()
+        return True
+
+    def fault_disk_full(self) -> bool:
+        self.kill_engine()
+        self.start_engine({ENV_FAULT: "engine.before_load:enospc"})
+        time.sleep(3.0)
+        self.kill_engine()
+        self.start_engine()
+        return True
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self) -> int:
+        self.stack.up()
+        try:
+            return self._run()
+        finally:
+            self.kill_engine()
+            stop_trainer(self.model_dir)
+            self.stack.down()
+
+    def _run(self) -> int:
+        variables = default_variables(self.config)
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        sources = [ScriptSource.from_file(ROOT / "sql" / name)
+                   for name in ("00_schema.sql", "10_pipelines.sql", "20_views.sql")]
+        sources.append(ScriptSource(
+            f"USE {DATABASE}; " + "; ".join(f"START PIPELINE {p}" for p in PIPELINES),
+            "<soak>", ROOT))
+        run_sources(sources, config=self.config, variables=variables, emit=lambda _t: None)
+        self.start_engine()
+        done = threading.Event()
+        producer = threading.Thread(target=self.produce, args=(done,), daemon=True)
+        producer.start()
+        started = time.monotonic()
+        while not done.is_set():
+            done.wait(self.rng.uniform(2.0, 6.0))
+            if not done.is_set():
+                self.inject()
+        producer.join()
+        produced_in = time.monotonic() - started
+        self.kill_engine()
+        self.start_engine()
+        self.wait_caught_up()
+        self.kill_engine()
+        return self.check(produced_in)
+
+    def _sql(self, text: str, params: Any = None) -> list[tuple[Any, ...]]:
+        conn = connect(self.config)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(text, params)
+                return list(cursor.fetchall())
+        finally:
+            conn.close()
+
+    def wait_caught_up(self) -> None:
+        ends = {t: self.good[t] + self.bad[t] for t in self.good}
+        deadline = time.monotonic() + 900
+        while True:
+            rows = self._sql(
+                f"SELECT PIPELINE_NAME, SUM(CURSOR_OFFSET) FROM `{catalog.CATALOG_SCHEMA}`."
+                "PIPELINES_CURSORS WHERE DATABASE_NAME = %s GROUP BY PIPELINE_NAME", [DATABASE])
+            cursors = {str(p): int(c) for p, c in rows}
+            if all(cursors.get(p) == ends[TOPIC_OF[p]] for p in PIPELINES):
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"soak: cursors {cursors} never reached {ends} "
+                                 f"(log {self.log})")
+            time.sleep(1.0)
+
+    def check(self, seconds: float) -> int:
+        q = self._sql
+        predictions = q(f"SELECT COUNT(*), COUNT(DISTINCT id) FROM {DATABASE}.predictions")[0]
+        metrics = q(f"SELECT model_version, parent_version, `rows`, skipped_rows "
+                    f"FROM {DATABASE}.training_metrics ORDER BY model_version")
+        rejects = dict(q(f"SELECT pipeline_name, COUNT(*) FROM {DATABASE}.rejected_rows "
+                         "GROUP BY pipeline_name"))
+        errors = q(f"SELECT COUNT(*) FROM `{catalog.CATALOG_SCHEMA}`.PIPELINES_ERRORS WHERE "
+                   "DATABASE_NAME = %s AND ERROR_TYPE = 'Error'", [DATABASE])[0][0]
+        states = dict(q(f"SELECT PIPELINE_NAME, STATE FROM `{catalog.CATALOG_SCHEMA}`.PIPELINES "
+                        "WHERE DATABASE_NAME = %s", [DATABASE]))
+        skipped = q(f"SELECT SUM(SKIPPED_BATCH_PARTITIONS) FROM `{catalog.CATALOG_SCHEMA}`."
+                    "PIPELINES WHERE DATABASE_NAME = %s", [DATABASE])[0][0]
+        learned = sum(int(m[2]) for m in metrics)
+        left_out = sum(int(m[3]) for m in metrics)
+        chain = [int(m[0]) for m in metrics] == list(range(1, len(metrics) + 1)) and all(
+            int(m[1] or 0) == int(m[0]) - 1 for m in metrics)
+        print(f"produced for {seconds:.0f} s: good {self.good}, bad {self.bad}")
+        print(f"faults injected: {dict(self.faults)} (total {sum(self.faults.values())})")
+        print(f"predictions: {predictions[0]} rows, {predictions[1]} distinct ids "
+              f"(expected {self.good['scoring']})")
+        print(f"training_metrics: {len(metrics)} versions, SUM(rows) {learned} (expected "
+              f"{self.good['training']}), SUM(skipped_rows) {left_out} (expected "
+              f"{self.bad['training']}), one chain: {chain}")
+        print(f"rejected_rows: {rejects} (expected training {self.bad['training']}, scoring "
+              f"{self.bad['scoring']})")
+        print(f"states {states}; Error rows {errors}; skipped batch partitions {skipped}")
+        ok = (tuple(predictions) == (self.good["scoring"],) * 2
+              and learned == self.good["training"] and left_out == self.bad["training"]
+              and chain and rejects.get("training", 0) == self.bad["training"]
+              and rejects.get("scoring", 0) == self.bad["scoring"]
+              and set(states.values()) == {"Running"} and int(errors) == 0
+              and int(skipped or 0) == 0)
+        print("soak: " + ("ok: nothing lost, nothing twice" if ok else
+                          f"FAILED (work dir {self.work})"))
+        return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--seconds", type=float, default=1800.0, help="how long to produce")
+    parser.add_argument("--rate", type=float, default=20.0, help="rows per second per topic")
+    parser.add_argument("--bad-every", type=int, default=97,
+                        help="one bad message in every N per topic")
+    parser.add_argument("--seed", type=int, default=1)
+    return Soak(parser.parse_args()).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
