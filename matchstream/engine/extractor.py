@@ -348,13 +348,16 @@ class Extractor:
     def read_chunks(
         self, partition: int, start: int, max_messages: int, *, end_hint: int | None = None,
         chunk_messages: int | None = None, chunk_bytes: int | None = None,
+        uncounted: int = 0,
     ) -> Generator[PartitionData, None, None]:
         """:meth:`read` in consecutive pieces: each chunk starts where the previous one ended
         and the last one ends where :meth:`read` would. A chunk is handed over once it holds
         ``chunk_messages`` messages or ``chunk_bytes`` bytes (None: no limit, one chunk).
 
         The partition stays assigned between chunks (librdkafka keeps prefetching, bounded by
-        ``queued.max.messages.kbytes``); closing the generator early unassigns it.
+        ``queued.max.messages.kbytes``); closing the generator early unassigns it. The first
+        ``uncounted`` offsets do not count towards ``chunk_bytes`` (a message read only to be
+        compared, the runner's history check).
         """
         limit = start + max_messages
         target = min(limit, end_hint) if end_hint is not None else limit
@@ -397,7 +400,8 @@ class Extractor:
                     if value is None:
                         value = b""
                     data.messages.append(Message(offset, value, msg.timestamp()[1]))
-                    size += len(value)
+                    if offset >= start + uncounted:
+                        size += len(value)
                     position = offset + 1
                     if chunk_bytes is not None and size >= chunk_bytes and position < target:
                         # Full by bytes in the middle of what consume returned: the byte cap

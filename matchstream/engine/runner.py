@@ -7,9 +7,9 @@ One round (a *batch*), as SingleStore schedules it (docs/singlestore-pipelines.m
    cursor that is not the one loaded (its *history mark*, kept with the cursor, differs: the
    broker was restarted and refilled, or the topic re-created), means the partition's history
    changed: the pipeline goes to ``Error`` before anything is loaded, with a message saying to
-   ``SET OFFSETS``; retrying could not help. The mark is checked whenever the partition's
-   watermarks differ from those of its last check (new data to read, or the partition went
-   back): a broker restart is not always seen as a failure, since librdkafka rides it out.
+   ``SET OFFSETS``; retrying could not help. Every read of a range starts one message early,
+   at the mark, so each batch checks it at the cost of one message in a fetch that happens
+   anyway: a broker restart is not always seen as a failure (librdkafka rides it out).
 2. Pick up to MAX_PARTITIONS_PER_BATCH partitions with data (round robin when there are more).
    None: the round is idle and the runner sleeps BATCH_INTERVAL ms.
 3. Read each partition's range ``[cursor, min(end, cursor + MAX_OFFSETS_PER_BATCH_PARTITION))``;
@@ -61,7 +61,6 @@ from matchstream.engine.extractor import (
     Extractor,
     KafkaStalled,
     KafkaUnreachable,
-    MessageTooLarge,
     PartitionData,
     Watermarks,
     client_options,
@@ -156,8 +155,8 @@ class PipelineRunner:
         self._rotation = 0
         self._known_marks: dict[int, Watermarks] = {}
         self._batches_since_trim = 0
-        # The watermarks each partition's history mark was last checked at (step 1).
-        self._verified: dict[int, Watermarks] = {}
+        # partition -> (cursor, its history mark) as read in step 1, for the read's check.
+        self._marks: dict[int, tuple[int, str | None]] = {}
         self._failures_in_a_row = 0  # infrastructure failures since the last good round
 
     @property
@@ -260,14 +259,25 @@ class PipelineRunner:
             end_hint = retry.end if retry else end
             started = time.monotonic()
             chunks: Generator[PartitionData, None, None] | None = None
+            mark = self._mark_to_check(partition, cursor)
+            early = 1 if mark is not None else 0  # step 1: read the mark's message too
             try:
                 if chunked:
                     chunks = extractor.read_chunks(
-                        partition, cursor, limit, end_hint=end_hint,
-                        chunk_messages=chunk_messages, chunk_bytes=self.settings.chunk_bytes)
+                        partition, cursor - early, limit + early, end_hint=end_hint,
+                        chunk_messages=chunk_messages, chunk_bytes=self.settings.chunk_bytes,
+                        uncounted=early)
                     data = next(chunks)
                 else:
-                    data = self._read_whole(extractor, partition, cursor, limit, end_hint)
+                    data = self._read_whole(extractor, partition, cursor, limit, end_hint,
+                                            early)
+                if mark is not None:
+                    data = self._past_mark(data, mark, cursor, end_hint)
+            except CursorBeyondEndError as exc:  # the partition's history changed
+                if chunks is not None:
+                    chunks.close()
+                round_.fatal = self._fail_pipeline(control, exc, batch_id=batch_id)
+                break
             except Exception as exc:  # noqa: BLE001 - any broker failure fails this range
                 if chunks is not None:
                     chunks.close()
@@ -296,8 +306,10 @@ class PipelineRunner:
             futures.append(executor.submit(
                 self._run_one, pool, feed, batch_id, attempt, seconds, stop))
             self._read_rest(chunks, feed, stop)
-        if not futures:
-            round_.failed = True  # every read failed: no batch ran
+        if round_.fatal is not None or not futures:
+            for future in futures:  # the partitions checked before it still finish
+                round_.results.append(future.result())
+            round_.failed = round_.fatal is None  # every read failed: no batch ran
             return round_
         for future in futures:
             result = future.result()
@@ -320,10 +332,12 @@ class PipelineRunner:
         return round_
 
     def _read_whole(self, extractor: Extractor, partition: int, cursor: int, limit: int,
-                    end_hint: int) -> PartitionData:
+                    end_hint: int, early: int) -> PartitionData:
         """An unchunked range (IGNORE n LINES without a transform) is held in memory whole, so
-        it ends where it reaches ``range_max_bytes``: the rest is the next batch's range."""
-        pieces = extractor.read_chunks(partition, cursor, limit, end_hint=end_hint,
+        it ends where it reaches ``range_max_bytes``: the rest is the next batch's range.
+        ``early``: read that many messages before ``cursor`` too (step 1's check)."""
+        pieces = extractor.read_chunks(partition, cursor - early, limit + early,
+                                       end_hint=end_hint, uncounted=early,
                                        chunk_bytes=self.settings.range_max_bytes)
         try:
             data = next(pieces)
@@ -428,10 +442,8 @@ class PipelineRunner:
                     pipeline=plan.name, topic=plan.topic, partition=partition,
                     start=cursor, end=mark.high,
                 )
-            if partition in cursors and self._verified.get(partition) != mark \
-                    and cursor <= mark.high:
-                self._verify_history(extractor, cursors[partition], mark)
-                self._verified[partition] = mark
+            if partition in cursors:
+                self._marks[partition] = (cursor, cursors[partition].history)
             if cursor < mark.low:
                 log.warning("%s: %s[%d] cursor %d is before the earliest offset %d; the "
                             "messages in between are gone", plan.name, plan.topic, partition,
@@ -456,34 +468,43 @@ class PipelineRunner:
                              keep=self.settings.batches_to_keep)
         control.commit()
 
-    def _verify_history(self, extractor: Extractor, row: catalog.CursorRow,
-                        mark: Watermarks) -> None:
-        """Step 1's history check: the message the cursor's mark names must still be there."""
-        if row.history is None:
-            return  # a cursor set by SET OFFSETS or a skip, or from an older engine: unknown
-        offset = int(row.history.split(":", 1)[0])
-        if not mark.low <= offset < mark.high:
-            return  # gone by retention, or beyond the end (the cursor check reports that)
-        try:
-            found = extractor.read(row.partition, offset, 1, end_hint=offset + 1).messages
-        except MessageTooLarge:
-            return  # cannot be checked; the range's own read fails with it and counts (step 5)
-        if not found or found[0].offset != offset:
-            return  # a gap at that offset (compaction): nothing to compare
-        now = found[0].history_mark()
-        if now == row.history:
-            return
-        plan = self.plan
-        raise CursorBeyondEndError(
-            f"the partition's history changed under the cursor: the message at offset {offset} "
-            f"is not the one this pipeline loaded (mark then {row.history}, now {now}); the "
-            "broker was restarted and refilled (Tansu keeps topics in memory) or the topic was "
-            "re-created. Nothing was loaded from it. Run "
-            f"`ALTER PIPELINE {plan.name} SET OFFSETS EARLIEST` (load all the broker holds now) "
-            f"or `SET OFFSETS LATEST` (only what comes next), then `START PIPELINE {plan.name}`",
-            pipeline=plan.name, topic=plan.topic, partition=row.partition, start=row.cursor,
-            end=mark.high,
-        )
+    def _mark_to_check(self, partition: int, cursor: int) -> str | None:
+        """The history mark the read of the range at ``cursor`` must meet first (step 1), or
+        None: none kept (a cursor set by SET OFFSETS, a skip, an older engine) or not of the
+        message just before the cursor."""
+        kept = self._marks.get(partition)
+        if kept is None or kept[0] != cursor or kept[1] is None:
+            return None
+        if int(kept[1].split(":", 1)[0]) != cursor - 1:
+            return None
+        known = self._known_marks.get(partition)
+        if known is not None and known.low > cursor - 1:
+            return None  # gone by retention: nothing to compare
+        return kept[1]
+
+    def _past_mark(self, data: PartitionData, mark: str, cursor: int,
+                   end_hint: int) -> PartitionData:
+        """Step 1's check on a range read from ``cursor - 1``: its first message must be the
+        one the mark describes; returns the range from ``cursor``."""
+        first = data.messages[0] if data.messages else None
+        if first is not None and first.offset == cursor - 1:
+            now = first.history_mark()
+            if now != mark:
+                plan = self.plan
+                raise CursorBeyondEndError(
+                    f"the partition's history changed under the cursor: the message at offset "
+                    f"{cursor - 1} is not the one this pipeline loaded (mark then {mark}, now "
+                    f"{now}); the broker was restarted and refilled (Tansu keeps topics in "
+                    "memory) or the topic was re-created. Nothing was loaded from it. Run "
+                    f"`ALTER PIPELINE {plan.name} SET OFFSETS EARLIEST` (load all the broker "
+                    f"holds now) or `SET OFFSETS LATEST` (only what comes next), then "
+                    f"`START PIPELINE {plan.name}`",
+                    pipeline=plan.name, topic=plan.topic, partition=data.partition,
+                    start=cursor, end=end_hint)
+            messages = data.messages[1:]
+        else:  # a gap at that offset (compaction): nothing to compare
+            messages = [m for m in data.messages if m.offset >= cursor]
+        return PartitionData(data.partition, cursor, max(data.end, cursor), messages)
 
     def _back_off(self, control: Any, error: BatchPartitionError, stop: threading.Event) -> None:
         """Step 6: wait, longer for each infrastructure failure in a row; the first one of a
