@@ -47,6 +47,7 @@ from __future__ import annotations
 import bisect
 import enum
 import errno
+import hashlib
 import logging
 import queue
 import re
@@ -90,7 +91,8 @@ from matchstream.engine.transform_runner import (
 from matchstream.engine.transform_stream import TransformAborted, TransformStream
 
 __all__ = [
-    "ChunkFeed", "Outcome", "PartitionResult", "PipelinePlan", "run_batch_partition",
+    "ChunkFeed", "Outcome", "PartitionResult", "PipelinePlan", "pipeline_dir_name",
+    "run_batch_partition",
     "stage_input",
 ]
 
@@ -270,6 +272,19 @@ def work_file_prefix(pipeline: str, partition: int, start: int) -> str:
     'x_.._y-p0-42-'
     """
     return f"{_UNSAFE_IN_A_FILE_NAME.sub('_', pipeline)}-p{partition}-{start}-"
+
+
+def pipeline_dir_name(database: str, pipeline: str) -> str:
+    """The directory a pipeline's unpacked transform lives in, under the engine's unpack dir:
+    the names with what a path would read replaced, plus a digest of the exact names, so two
+    pipelines whose names differ only there never share one.
+
+    >>> pipeline_dir_name("db", "x/../y")
+    'db.x_.._y-0f3c2069'
+    """
+    digest = hashlib.sha256(f"{database}\0{pipeline}".encode()).hexdigest()[:8]
+    return (f"{_UNSAFE_IN_A_FILE_NAME.sub('_', database)}."
+            f"{_UNSAFE_IN_A_FILE_NAME.sub('_', pipeline)}-{digest}")
 
 
 def _transform_error(plan: PipelinePlan, data: PartitionData,

@@ -47,6 +47,7 @@ from matchstream.engine.batch import (
     Outcome,
     PartitionResult,
     PipelinePlan,
+    pipeline_dir_name,
     record_error,
     run_batch_partition,
 )
@@ -126,7 +127,7 @@ def build_plan(
     if stmt.transform is not None:
         transform = resolve_transform(
             stmt.transform, sql_dir=Path(row.sql_dir),
-            unpack_dir=settings.unpack_dir / f"{row.database}.{row.name}",
+            unpack_dir=settings.unpack_dir / pipeline_dir_name(row.database, row.name),
         )
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     return PipelinePlan(

@@ -20,7 +20,7 @@ from matchstream.config import Config
 from matchstream.ddl import ast, render, show_create
 from matchstream.ddl.render import quote_identifier
 from matchstream.engine import catalog
-from matchstream.engine.batch import stage_input
+from matchstream.engine.batch import pipeline_dir_name, stage_input
 from matchstream.engine.catalog import PipelineRow, State
 from matchstream.engine.errors import (
     BatchPartitionError,
@@ -121,7 +121,7 @@ def _validate(ctx: _Context, stmt: ast.CreatePipeline) -> str | None:
         return None
     resolved = resolve_transform(
         stmt.transform, sql_dir=ctx.sql_dir,
-        unpack_dir=ctx.settings.unpack_dir / f"{ctx.database}.{stmt.name}")
+        unpack_dir=ctx.settings.unpack_dir / pipeline_dir_name(ctx.database, stmt.name))
     return str(resolved.executable)
 
 
@@ -289,7 +289,8 @@ def _alter(ctx: _Context, stmt: ast.AlterPipeline) -> Result:
         if definition.transform is not None:
             transform_path = str(resolve_transform(
                 definition.transform, sql_dir=sql_dir,
-                unpack_dir=ctx.settings.unpack_dir / f"{ctx.database}.{row.name}").executable)
+                unpack_dir=ctx.settings.unpack_dir / pipeline_dir_name(ctx.database, row.name)
+            ).executable)
         catalog.update_definition(
             ctx.conn, row.pipeline_id, definition=render(definition), sql_dir=str(sql_dir),
             transform_path=transform_path, config_json=catalog.config_json(definition),

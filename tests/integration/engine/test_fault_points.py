@@ -306,3 +306,28 @@ def test_a_runaway_transform_fails_its_batch_and_leaves_nothing(
     running = subprocess.run(["pgrep", "-f", str(env.sql_dir / "runaway.py")],
                              capture_output=True, text=True)
     assert running.stdout == "", "the transform outlived its batch"
+
+
+def test_a_pipeline_name_that_reads_as_a_path_never_reaches_one(
+    env: Env, engine: EngineHandle, tmp_path: Path,
+) -> None:
+    """``x/../y`` is a valid quoted name: its archive transform is unpacked in a directory of
+    the engine's unpack dir named from it without the slashes, its work files likewise, and
+    its rows load; nothing is written outside those directories."""
+    import tarfile
+
+    env.db("CREATE TABLE seen (id INT NOT NULL, payload VARCHAR(40), KEY (id))")
+    script = env.transform("ident.py", IDENTITY)
+    archive = env.sql_dir / "bundle.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(script, arcname="ident.py")
+    env.sql(f"CREATE PIPELINE `x/../y` AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' "
+            "BATCH_INTERVAL 50 WITH TRANSFORM ('bundle.tar.gz', 'ident.py', '') "
+            "INTO TABLE seen")
+    env.produce(_rows(0, ROWS))
+    env.sql("START PIPELINE `x/../y`")
+    wait_for(lambda: env.cursors("x/../y").get(0) == ROWS, what="the rows of `x/../y`")
+    _exactly_once(env, ROWS)
+    unpacked = [p.name for p in (tmp_path / "unpack").iterdir()]
+    assert len(unpacked) == 1 and unpacked[0].startswith(f"{env.database}.x_.._y-"), unpacked
+    assert not (tmp_path / "y").exists() and not (tmp_path.parent / "y").exists()
