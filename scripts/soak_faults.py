@@ -17,10 +17,14 @@ classes), and every 2-6 s injects one fault, at random:
 
 Then production stops, a clean engine catches up, and the script checks, with SQL only:
 
-* ``predictions``: one row per good scoring id produced (COUNT = COUNT(DISTINCT id) = produced);
-* ``training_metrics``: SUM(rows) = good training rows produced, SUM(skipped_rows) = bad ones,
-  versions 1..N one chain;
+* ``predictions``: one row per good scoring id the topic holds (COUNT = COUNT(DISTINCT id));
+* ``training_metrics``: SUM(rows) = good training messages the topic holds, SUM(skipped_rows)
+  = bad ones, versions 1..N one chain;
 * ``rejected_rows``: one row per bad message per topic;
+
+"Produced" is counted by reading the topics back at the end: a send the producer retries after
+a lost acknowledgement may be stored twice, and such a duplicate was produced (training learns
+it twice, scoring REPLACEs it).
 * every pipeline Running, no PIPELINES_ERRORS row of type Error, SKIPPED_BATCH_PARTITIONS 0.
 
 The deterministic proofs are tests/integration/engine/test_fault_points.py and
@@ -45,7 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from benchkit import ROOT
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from matchstream.config import ENV_PREFIX, Config
 from matchstream.db import connect
@@ -55,6 +60,7 @@ from matchstream.ml.trainer_link import stop_trainer, trainer_pid
 from matchstream.sqlrunner import ScriptSource, default_variables, run_sources
 from matchstream.stack import Stack
 from matchstream.stack.engine_process import prepend_interpreter
+from matchstream.stack.errors import PortInUseError
 from matchstream.stack.ports import free_port
 
 DATABASE = "speed_dating"
@@ -115,7 +121,7 @@ class Soak:
     # -- production ------------------------------------------------------------------------
     def produce(self, done: threading.Event) -> None:
         producer = KafkaProducer(bootstrap_servers=self.config.kafka_bootstrap, linger_ms=5,
-                                 acks="all", retries=0)
+                                 acks="all")
         rows = {"training": TRAIN, "scoring": SCORE}
         bad = {t: bad_messages(r[0], r[1]) for t, r in rows.items()}
         sent = 0
@@ -126,17 +132,57 @@ class Soak:
                 for topic, lines in rows.items():
                     if i % self.args.bad_every == self.args.bad_every - 1:
                         _, value = bad[topic][(i // self.args.bad_every) % len(bad[topic])]
-                        producer.send(topic, value).get(timeout=30)
-                        self.bad[topic] += 1
-                        continue
-                    body = lines[1 + i % (len(lines) - 1)]
-                    value = str(10_000_000 + i).encode() + body[body.index(b","):]
-                    producer.send(topic, value).get(timeout=30)
-                    self.good[topic] += 1
+                    else:
+                        body = lines[1 + i % (len(lines) - 1)]
+                        value = str(10_000_000 + i).encode() + body[body.index(b","):]
+                    self._send(producer, topic, value)
             sent = max(sent, due)
             time.sleep(0.05)
         producer.close()
         done.set()
+
+    @staticmethod
+    def _send(producer: KafkaProducer, topic: str, value: bytes) -> None:
+        """Send and wait for the ack, retrying a failed send: a retry may store the message
+        twice, which is why the check counts what the topics hold, not what was sent."""
+        for attempt in range(10):
+            try:
+                producer.send(topic, value).get(timeout=30)
+                return
+            except KafkaError:
+                if attempt == 9:
+                    raise
+                time.sleep(0.5)
+
+    def topic_contents(self) -> dict[str, tuple[int, int, int]]:
+        """What each topic holds: (good messages, bad messages, distinct good ids)."""
+        consumer = KafkaConsumer(bootstrap_servers=self.config.kafka_bootstrap,
+                                 enable_auto_commit=False, consumer_timeout_ms=5000,
+                                 auto_offset_reset="earliest")
+        bad = {v for t in ("training", "scoring")
+               for _, v in bad_messages(*(TRAIN if t == "training" else SCORE)[:2])}
+        out = {}
+        try:
+            for topic in ("training", "scoring"):
+                partitions = [TopicPartition(topic, p)
+                              for p in sorted(consumer.partitions_for_topic(topic) or [])]
+                consumer.assign(partitions)
+                consumer.seek_to_beginning(*partitions)
+                ends = consumer.end_offsets(partitions)
+                good = bad_count = 0
+                ids: set[bytes] = set()
+                while any(consumer.position(tp) < ends[tp] for tp in partitions):
+                    for records in consumer.poll(timeout_ms=1000).values():
+                        for record in records:
+                            if record.value in bad:
+                                bad_count += 1
+                            else:
+                                good += 1
+                                ids.add(record.value.split(b",", 1)[0])
+                out[topic] = (good, bad_count, len(ids))
+        finally:
+            consumer.close()
+        return out
 
     # -- faults ----------------------------------------------------------------------------
     def inject(self) -> None:
@@ -200,7 +246,18 @@ class Soak:
         os.kill(pid, signal.SIGKILL)
         while self.stack.mariadb.process.running_pid() is not None:
             time.sleep(0.1)
-        self.stack.up()
+        # The engine's reconnecting sessions may hold the port for a moment: the private
+        # stack's ports are in the ephemeral range, where a connect to a port nothing listens
+        # on can land on itself.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.stack.up()
+                break
+            except PortInUseError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         self.last_mariadb_kill = time.monotonic()
         return True
 
@@ -258,7 +315,7 @@ class Soak:
             conn.close()
 
     def wait_caught_up(self) -> None:
-        ends = {t: self.good[t] + self.bad[t] for t in self.good}
+        ends = {t: sum(self.topic_contents()[t][:2]) for t in ("training", "scoring")}
         deadline = time.monotonic() + 900
         while True:
             rows = self._sql(
@@ -273,6 +330,9 @@ class Soak:
             time.sleep(1.0)
 
     def check(self, seconds: float) -> int:
+        held = self.topic_contents()
+        for topic, (good, bad, _) in held.items():
+            self.good[topic], self.bad[topic] = good, bad
         q = self._sql
         predictions = q(f"SELECT COUNT(*), COUNT(DISTINCT id) FROM {DATABASE}.predictions")[0]
         metrics = q(f"SELECT model_version, parent_version, `rows`, skipped_rows "
@@ -289,17 +349,18 @@ class Soak:
         left_out = sum(int(m[3]) for m in metrics)
         chain = [int(m[0]) for m in metrics] == list(range(1, len(metrics) + 1)) and all(
             int(m[1] or 0) == int(m[0]) - 1 for m in metrics)
-        print(f"produced for {seconds:.0f} s: good {self.good}, bad {self.bad}")
+        print(f"produced for {seconds:.0f} s; the topics hold: good {self.good}, bad "
+              f"{self.bad}, distinct good scoring ids {held['scoring'][2]}")
         print(f"faults injected: {dict(self.faults)} (total {sum(self.faults.values())})")
         print(f"predictions: {predictions[0]} rows, {predictions[1]} distinct ids "
-              f"(expected {self.good['scoring']})")
+              f"(expected {held['scoring'][2]})")
         print(f"training_metrics: {len(metrics)} versions, SUM(rows) {learned} (expected "
               f"{self.good['training']}), SUM(skipped_rows) {left_out} (expected "
               f"{self.bad['training']}), one chain: {chain}")
         print(f"rejected_rows: {rejects} (expected training {self.bad['training']}, scoring "
               f"{self.bad['scoring']})")
         print(f"states {states}; Error rows {errors}; skipped batch partitions {skipped}")
-        ok = (tuple(predictions) == (self.good["scoring"],) * 2
+        ok = (tuple(predictions) == (held["scoring"][2],) * 2
               and learned == self.good["training"] and left_out == self.bad["training"]
               and chain and rejects.get("training", 0) == self.bad["training"]
               and rejects.get("scoring", 0) == self.bad["scoring"]
