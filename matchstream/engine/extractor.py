@@ -55,6 +55,13 @@ POLL_TIMEOUT_S = 0.2
 # broker delays the next assignment's first fetch by up to this much (100 ms measured it: every
 # read and probe got 0.1 s slower), and Kafka's default (500 ms) would be worse.
 FETCH_MAX_WAIT_MS = 10
+# But Tansu answers a fetch only with what it gathered within that wait, and gathering takes
+# longer the more record batches a partition holds (~30-100 ms at 29,000 one-message batches,
+# measured): with 10 ms such a partition is never read at all. So a read that makes no progress
+# for SLOW_FETCH_S while the partition has data there rebuilds the consumer with a four times
+# longer wait, up to MAX_FETCH_WAIT_MS; the extractor keeps the longer wait from then on.
+SLOW_FETCH_S = 1.0
+MAX_FETCH_WAIT_MS = 1000
 # Per-partition fetch size: above the largest message a CSV row plausibly needs (10 MB), so one
 # fetch holds a whole message even from a broker that does not follow KIP-74.
 MAX_PARTITION_FETCH_BYTES = 16 * 1024 * 1024
@@ -223,8 +230,8 @@ class Extractor:
         extra = dict(options or {})
         # Values of secrets, blanked out of any librdkafka text this class puts in a message.
         self._secrets = [str(v) for k, v in extra.items() if k in CREDENTIAL_KEYS and str(v)]
-        try:
-            self._consumer = Consumer({
+        self._fetch_wait_ms = FETCH_MAX_WAIT_MS
+        self._settings: dict[str, Any] = {
                 "bootstrap.servers": self._servers,
                 "client.id": client_id,
                 "group.id": client_id,  # required by librdkafka; never joined (assign only)
@@ -244,7 +251,9 @@ class Extractor:
                 "logger": _LibrdkafkaLog(),
                 "error_cb": self._on_error,
                 **extra,
-            })
+        }
+        try:
+            self._consumer = Consumer(self._settings)
         except KafkaException as exc:
             raise KafkaUnreachable(
                 f"cannot create a Kafka consumer for {self._servers} topic {topic!r}: "
@@ -254,6 +263,24 @@ class Extractor:
         for secret in self._secrets:
             text = text.replace(secret, "<hidden>")
         return text
+
+    def _wait_longer(self, partition: int, position: int) -> bool:
+        """A new consumer with a longer fetch wait, assigned at ``position``; False once the
+        wait is at its maximum already."""
+        if self._fetch_wait_ms >= MAX_FETCH_WAIT_MS:
+            return False
+        self._fetch_wait_ms = min(max(self._fetch_wait_ms * 4, 10), MAX_FETCH_WAIT_MS)
+        log.info("%s[%d]@%d: no data within a %d ms fetch wait; waiting up to %d ms", self.topic,
+                 partition, position, self._settings["fetch.wait.max.ms"], self._fetch_wait_ms)
+        self._settings["fetch.wait.max.ms"] = self._fetch_wait_ms
+        old = self._consumer
+        self._consumer = Consumer(self._settings)
+        try:
+            old.close()
+        except Exception:  # noqa: BLE001 - the old one is dropped either way
+            log.debug("closing the replaced consumer failed", exc_info=True)
+        self._consumer.assign([TopicPartition(self.topic, partition, position)])
+        return True
 
     def _on_error(self, error: KafkaError) -> None:
         self._last_error = error
@@ -371,7 +398,7 @@ class Extractor:
         self._consumer.assign([TopicPartition(self.topic, partition, start)])
         self._last_error = None
         self._oversize = None
-        last_progress = time.monotonic()
+        last_progress = slow_since = time.monotonic()
         high: int | None = None
         try:
             while position < target:
@@ -422,7 +449,11 @@ class Extractor:
                         target = min(limit, max(high, position))
                 if position > data.end:
                     data.end = position
-                    last_progress = time.monotonic()
+                    last_progress = slow_since = time.monotonic()
+                elif (high is None or position < high) and \
+                        time.monotonic() - slow_since > SLOW_FETCH_S and \
+                        self._wait_longer(partition, position):
+                    slow_since = time.monotonic()
                 elif high is not None and position > high and \
                         time.monotonic() - last_progress > BEYOND_END_CONFIRM_S:
                     # Tansu answers a fetch beyond the end with no records and no error.

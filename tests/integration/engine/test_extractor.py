@@ -155,3 +155,30 @@ def test_a_message_larger_than_the_engine_takes_is_named_at_once(
         assert time.monotonic() - started < extractor_module.STALL_TIMEOUT_S / 2
     finally:
         extractor.close()
+
+
+def test_a_broker_slower_than_the_fetch_wait_gets_a_longer_one(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tansu answers a fetch with what it gathered within fetch.wait.max.ms, and gathering
+    takes longer the more record batches a partition holds (a 30-minute soak's topic of 29,000
+    one-message batches was never read again with 10 ms). Here the wait starts at 0 ms, which
+    gives nothing: the read rebuilds its consumer with longer waits and gets every message."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger=extractor_module.__name__)
+    monkeypatch.setattr(extractor_module, "FETCH_MAX_WAIT_MS", 0)
+    monkeypatch.setattr(extractor_module, "SLOW_FETCH_S", 0.3)
+    producer = KafkaProducer(bootstrap_servers=env.kafka, linger_ms=0)
+    for i in range(200):  # one record batch per message, as a synchronous producer sends them
+        producer.send(env.topic, f"{i}\tv{i}".encode(), partition=0).get(timeout=30)
+    producer.close()
+    extractor = Extractor([env.kafka], env.topic, client_id="slow-broker")
+    try:
+        data = extractor.read(0, 0, 200, end_hint=200)
+    finally:
+        extractor.close()
+    assert [m.offset for m in data.messages] == list(range(200))
+    if "waiting up to" not in caplog.text:
+        pytest.fail("the 0 ms wait was never lengthened: did Tansu answer a 0 ms fetch with "
+                    "data? then this test no longer shows the case it is about")
