@@ -21,14 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchkit import ROOT
+from benchkit import ROOT, query, start_demo_pipelines
 from kafka import KafkaProducer
 
 from matchstream.config import ENV_PREFIX, Config
-from matchstream.db import connect
 from matchstream.engine import catalog
 from matchstream.ml.trainer_link import stop_trainer
-from matchstream.sqlrunner import ScriptSource, default_variables, run_sources
+from matchstream.sqlrunner import default_variables
 from matchstream.stack import Stack
 from matchstream.stack.engine_process import prepend_interpreter
 from matchstream.stack.ports import free_port
@@ -69,13 +68,7 @@ class Report:
         self.next_id = 50_000_000
 
     def sql(self, text: str, params: Any = None) -> list[tuple[Any, ...]]:
-        conn = connect(self.config)
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(text, params)
-                return list(cursor.fetchall())
-        finally:
-            conn.close()
+        return query(self.config, text, params)
 
     def send(self, topic: str, value: bytes) -> int:
         return int(self.producer.send(topic, value).get(timeout=120).offset)
@@ -120,15 +113,7 @@ class Report:
             self.stack.down()
 
     def _run(self) -> int:
-        variables = default_variables(self.config)
-        Path(variables["MODEL_DIR"]).mkdir(parents=True, exist_ok=True)
-        pipelines = ("training", "scoring", "training_rejects", "scoring_rejects")
-        sources = [ScriptSource.from_file(ROOT / "sql" / name)
-                   for name in ("00_schema.sql", "10_pipelines.sql", "20_views.sql")]
-        sources.append(ScriptSource(
-            f"USE {DATABASE}; " + "; ".join(f"START PIPELINE {p}" for p in pipelines),
-            "<report>", ROOT))
-        run_sources(sources, config=self.config, variables=variables, emit=lambda _t: None)
+        start_demo_pipelines(self.config)
         env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         env.update(self.config.to_env())
         prepend_interpreter(env)

@@ -13,10 +13,13 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from matchstream import demo
 from matchstream.config import Config
+from matchstream.db import connect
 from matchstream.ddl.script import prepare_script
-from matchstream.sqlrunner import default_variables
+from matchstream.sqlrunner import ScriptSource, default_variables, run_sources
 from matchstream.stack import Stack
 from matchstream.stack.ports import free_port
 
@@ -85,3 +88,28 @@ def identity_transform(directory: Path) -> Path:
     path.write_text(f"#!{sys.executable}\n{IDENTITY}")
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
+
+
+def query(config: Config, text: str, params: Any = None) -> list[tuple[Any, ...]]:
+    """One statement on a connection of its own (the scripts restart MariaDB under themselves,
+    so no connection is kept)."""
+    conn = connect(config)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(text, params)
+            return list(cursor.fetchall())
+    finally:
+        conn.close()
+
+
+def start_demo_pipelines(config: Config) -> dict[str, str]:
+    """The demo's own sql/ files applied as `matchstream demo` applies them, and every one of
+    its pipelines started; returns the SQL variables used."""
+    variables = default_variables(config)
+    Path(variables["MODEL_DIR"]).mkdir(parents=True, exist_ok=True)
+    sources = [ScriptSource.from_file(ROOT / "sql" / name) for name in demo.SQL_FILES]
+    sources.append(ScriptSource(
+        f"USE {demo.DATABASE}; " + "; ".join(f"START PIPELINE {p}" for p in demo.PIPELINES),
+        "<script>", ROOT))
+    run_sources(sources, config=config, variables=variables, emit=lambda _t: None)
+    return variables

@@ -48,25 +48,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchkit import ROOT
+from benchkit import ROOT, query, start_demo_pipelines
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
+from matchstream import demo
 from matchstream.config import ENV_PREFIX, Config
 from matchstream.db import connect
 from matchstream.engine import catalog
 from matchstream.faults import ENV_FAULT, ENV_ONCE
 from matchstream.ml.trainer_link import stop_trainer, trainer_pid
-from matchstream.sqlrunner import ScriptSource, default_variables, run_sources
+from matchstream.sqlrunner import default_variables
 from matchstream.stack import Stack
 from matchstream.stack.engine_process import prepend_interpreter
 from matchstream.stack.errors import PortInUseError
 from matchstream.stack.ports import free_port
 
-DATABASE = "speed_dating"
-PIPELINES = ("training", "scoring", "training_rejects", "scoring_rejects")
-TOPIC_OF = {"training": "training", "scoring": "scoring", "training_rejects": "training",
-            "scoring_rejects": "scoring"}
+DATABASE = demo.DATABASE
+TOPIC_OF = demo.PIPELINES  # pipeline -> the topic it reads
+PIPELINES = tuple(TOPIC_OF)
 TRAIN = (ROOT / "data" / "train.csv").read_bytes().splitlines()
 SCORE = (ROOT / "data" / "score.csv").read_bytes().splitlines()
 KILL_POINTS = ("engine.after_transform", "engine.before_load", "engine.after_load",
@@ -280,14 +280,7 @@ class Soak:
             self.stack.down()
 
     def _run(self) -> int:
-        variables = default_variables(self.config)
-        self.model_dir.mkdir(parents=True, exist_ok=True)
-        sources = [ScriptSource.from_file(ROOT / "sql" / name)
-                   for name in ("00_schema.sql", "10_pipelines.sql", "20_views.sql")]
-        sources.append(ScriptSource(
-            f"USE {DATABASE}; " + "; ".join(f"START PIPELINE {p}" for p in PIPELINES),
-            "<soak>", ROOT))
-        run_sources(sources, config=self.config, variables=variables, emit=lambda _t: None)
+        start_demo_pipelines(self.config)
         self.start_engine()
         done = threading.Event()
         producer = threading.Thread(target=self.produce, args=(done,), daemon=True)
@@ -306,16 +299,10 @@ class Soak:
         return self.check(produced_in)
 
     def _sql(self, text: str, params: Any = None) -> list[tuple[Any, ...]]:
-        conn = connect(self.config)
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(text, params)
-                return list(cursor.fetchall())
-        finally:
-            conn.close()
+        return query(self.config, text, params)
 
     def wait_caught_up(self) -> None:
-        ends = {t: sum(self.topic_contents()[t][:2]) for t in ("training", "scoring")}
+        ends = {t: good + bad for t, (good, bad, _) in self.topic_contents().items()}
         deadline = time.monotonic() + 900
         while True:
             rows = self._sql(

@@ -29,6 +29,18 @@ from matchstream.engine.statements import Message, ResultSet, execute
 
 pytestmark = pytest.mark.integration
 
+# A transform that changes nothing: framed stdin -> one line per message.
+IDENTITY = (
+    "import struct, sys\n"
+    "inp, out = sys.stdin.buffer, sys.stdout.buffer\n"
+    "while True:\n"
+    "    hdr = inp.read(8)\n"
+    "    if not hdr:\n"
+    "        break\n"
+    "    (n,) = struct.unpack('<Q', hdr)\n"
+    "    out.write(inp.read(n) + b'\\n')\n"
+)
+
 # Every polling loop in these tests gives up after this long: a broken engine fails the test
 # instead of hanging CI.
 DEADLINE_S = 60.0

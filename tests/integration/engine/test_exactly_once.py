@@ -22,7 +22,7 @@ import pytest
 
 from matchstream.config import ENV_PREFIX
 
-from .conftest import Env, wait_for
+from .conftest import IDENTITY, Env, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -42,15 +42,7 @@ def _engine_process(env: Env, log: Path) -> subprocess.Popen[bytes]:
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(env_factory, tmp_path) -> None:
     env = env_factory(partitions=PARTITIONS)
     env.db("CREATE TABLE seen (id INT NOT NULL, payload VARCHAR(40), KEY (id))")
-    env.transform("ident.py", (
-        "import struct, sys\n"
-        "inp, out = sys.stdin.buffer, sys.stdout.buffer\n"
-        "while True:\n"
-        "    hdr = inp.read(8)\n"
-        "    if not hdr:\n"
-        "        break\n"
-        "    (n,) = struct.unpack('<Q', hdr)\n"
-        "    out.write(inp.read(n) + b'\\n')\n"))
+    env.transform("ident.py", IDENTITY)
     env.sql(f"CREATE PIPELINE p AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' BATCH_INTERVAL 50 "
             "MAX_OFFSETS_PER_BATCH_PARTITION 1500 WITH TRANSFORM ('ident.py', '', '') "
             "INTO TABLE seen")

@@ -26,7 +26,7 @@ from matchstream.engine.engine import Engine
 from matchstream.engine.settings import EngineSettings
 from matchstream.faults import ENV_FAULT, ENV_ONCE
 
-from .conftest import EngineHandle, Env, wait_for
+from .conftest import IDENTITY, EngineHandle, Env, wait_for
 
 pytestmark = [pytest.mark.integration]
 
@@ -35,16 +35,6 @@ ROWS = 60
 # three chunks, three LOAD DATA statements in the batch's one transaction.
 CHUNK_MESSAGES = 25
 
-IDENTITY = (
-    "import struct, sys\n"
-    "inp, out = sys.stdin.buffer, sys.stdout.buffer\n"
-    "while True:\n"
-    "    hdr = inp.read(8)\n"
-    "    if not hdr:\n"
-    "        break\n"
-    "    (n,) = struct.unpack('<Q', hdr)\n"
-    "    out.write(inp.read(n) + b'\\n')\n"
-)
 
 # (path, fault point): every point of batch.py's protocol on the path that reaches it. `#N` is
 # the point's N-th hit in the engine process: the chunked cases die after one, two or three
