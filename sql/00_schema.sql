@@ -31,6 +31,16 @@ CREATE TABLE IF NOT EXISTS training_metrics (
     -- of the batch's framed input. A retried batch is recognised by it and reloads this same row.
     parent_version       INT NULL,
     input_fingerprint    CHAR(64) NULL,
+    -- Drift, measured on the batch before learning it (docs/model.md, "Drift"): the largest
+    -- population stability index of a feature between the latest 500 rows and every row learnt
+    -- before them, and the three features that moved most; feature_drift is 1 at PSI >= 0.25.
+    -- error_drift is 1 when the Page-Hinkley test on the per-row prequential loss fired in this
+    -- batch; error_drift_score is its statistic's highest value in the batch (alarm above 25).
+    psi_max              DOUBLE NULL,
+    psi_worst            VARCHAR(255) NULL,
+    feature_drift        TINYINT NULL,
+    error_drift          TINYINT NULL,
+    error_drift_score    DOUBLE NULL,
     loaded_at            DATETIME(6) NULL,
     PRIMARY KEY (model_version)
 );

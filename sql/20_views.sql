@@ -54,3 +54,17 @@ SELECT a.model_version, a.source_version AS parent_version, 'rollback' AS kind,
        a.acted_at AS created_at
 FROM model_actions a
 WHERE a.action = 'rollback';
+
+-- Training batches where the model's inputs or its error moved (docs/model.md, "Drift"):
+-- one row per alarm. kind says which detector fired; the threshold is the trainer's.
+CREATE OR REPLACE VIEW drift_alerts AS
+SELECT m.model_version, m.trained_at, 'feature' AS kind, m.psi_max AS score,
+       m.psi_worst AS detail, m.rows_seen_total
+FROM training_metrics m
+WHERE m.feature_drift = 1
+UNION ALL
+SELECT m.model_version, m.trained_at, 'error' AS kind, m.error_drift_score AS score,
+       CONCAT('prequential loss ', ROUND(m.average_loss, 3), ' on ', m.`rows`, ' rows') AS detail,
+       m.rows_seen_total
+FROM training_metrics m
+WHERE m.error_drift = 1;

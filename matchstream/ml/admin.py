@@ -89,7 +89,8 @@ def show(store: ModelStore, version: int) -> dict[str, Any]:
     row = None
     if lineage is not None and lineage.metrics_row:
         last = lineage.metrics_row.splitlines()[-1].split("\t")
-        row = dict(zip(METRICS_COLUMNS, last, strict=True))
+        # strict=False: a row printed before the drift columns existed is shorter.
+        row = dict(zip(METRICS_COLUMNS, last, strict=False))
     return {
         "version": version,
         "kind": lineage.kind if lineage else "learned",
@@ -145,6 +146,8 @@ def rollback(store: ModelStore, version: int, log: ActionLog, note: str | None =
         files = {"model.json": _json(model), "metadata.json": _json(copy),
                  "optimizer.npz": (source / "optimizer.npz").read_bytes(),
                  "lineage.json": lineage.to_json()}
+        if (source / "drift.json").is_file():  # the drift reference goes back with the model
+            files["drift.json"] = (source / "drift.json").read_bytes()
         previous = store.latest_version()
         with _undo_on_failure(lambda: _unpublish(store, new, previous)), \
                 log.record(Action("rollback", new, version, store.live_version(), note)):

@@ -36,6 +36,7 @@ import numpy as np
 
 from matchstream import faults
 from matchstream.framing import fingerprint, split_frames
+from matchstream.ml.drift import DriftMonitor, DriftParams
 from matchstream.ml.errors import ModelStoreError, SpecError
 from matchstream.ml.features import Batch, decode_batch
 from matchstream.ml.metrics import best_f1_threshold, evaluate
@@ -65,6 +66,7 @@ class _Head:
     threshold: float
     rows_seen_total: int
     positives_seen_total: int
+    drift: DriftMonitor  # continued from the parent's drift.json (afresh without one)
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Trainer:
     """Trains batches on model stores; keeps one TensorFlow model per spec between calls."""
 
     params: TrainingParams | None = None
+    drift_params: DriftParams = field(default_factory=DriftParams)
     _models: dict[str, tuple[LinearModel, dict[str, np.ndarray]]] = field(default_factory=dict)
 
     def train(self, request: TrainRequest, *, on_replay: Callable[[str], None] | None = None
@@ -146,6 +149,8 @@ class Trainer:
         labels = batch.labels
         probs = model.predict_proba(batch.numeric, batch.categorical)
         metrics = evaluate(labels, probs, head.threshold)  # before learning: unseen rows
+        monitor = head.drift
+        drift = monitor.observe(batch.numeric, batch.categorical, log_losses(labels, probs))
 
         seen = head.rows_seen_total + len(batch)
         positives = head.positives_seen_total + int(labels.sum())
@@ -161,7 +166,10 @@ class Trainer:
         values = {**metrics, "model_version": version, "rows_seen_total": seen,
                   "trained_at": trained_at, "train_seconds": round(train_seconds, 6),
                   "skipped_rows": len(batch.skipped), "parent_version": head.version,
-                  "input_fingerprint": digest}
+                  "input_fingerprint": digest, "psi_max": drift.psi_max,
+                  "psi_worst": drift.worst(), "feature_drift": int(drift.feature_drift),
+                  "error_drift": int(drift.error_drift),
+                  "error_drift_score": round(drift.error_drift_score, 6)}
         row = format_metrics(values)
         state = model.get_state()
         scorer_json = model_dict(model.spec, state["weights"].ravel(), float(state["bias"][0]),
@@ -177,6 +185,8 @@ class Trainer:
             "training": {"params": asdict(model.params),
                          "class_weights": {"0": w_neg, "1": w_pos}},
             "spec": model.spec.to_dict(),
+            "drift": {"psi": drift.psi, "error_drift_at_row": drift.error_drift_at,
+                      "params": asdict(self.drift_params)},
         }
         optimizer = io.BytesIO()
         np.savez(optimizer, **state)  # type: ignore[arg-type]
@@ -187,6 +197,7 @@ class Trainer:
             "metadata.json": _json(metadata),
             "optimizer.npz": optimizer.getvalue(),
             "lineage.json": lineage.to_json(),
+            "drift.json": _json(monitor.to_dict()),
         }, row
 
     def _head(self, store: ModelStore, parent: int | None, spec: FeatureSpec,
@@ -202,7 +213,8 @@ class Trainer:
                                        np.nan_to_num(stds).tolist())
             model, initial = self._model_for(spec)
             model.set_state(initial)
-            return _Head(None, model, DEFAULT_THRESHOLD, 0, 0)
+            return _Head(None, model, DEFAULT_THRESHOLD, 0, 0,
+                         DriftMonitor(model.spec, self.drift_params))
         try:
             scorer = NumpyScorer.from_dict(store.read_json(parent, "model.json"))
             metadata = store.read_json(parent, "metadata.json")
@@ -215,10 +227,16 @@ class Trainer:
             raise SpecError(f"differs from the spec of model version {parent} in {store.path} "
                             "(columns, features or vocabularies); train a new model directory",
                             path="--spec")
+        try:
+            drift = DriftMonitor(scorer.spec, self.drift_params,
+                                 _optional_json(store, parent, "drift.json"))
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise ModelStoreError(f"corrupt drift.json: {exc!r}",
+                                  path=store.version_dir(parent) / "drift.json") from exc
         model, _ = self._model_for(scorer.spec)
         model.set_state(saved)
         return _Head(parent, model, scorer.threshold, int(metadata["rows_seen_total"]),
-                     int(metadata["positives_seen_total"]))
+                     int(metadata["positives_seen_total"]), drift)
 
     def _model_for(self, spec: FeatureSpec) -> tuple[LinearModel, dict[str, np.ndarray]]:
         """One model object per spec (constants included): building one costs a TensorFlow
@@ -259,6 +277,20 @@ def _class_weights(seen: int, positives: int) -> tuple[float, float]:
     if positives == 0 or negatives == 0:
         return 1.0, 1.0
     return seen / (2 * negatives), seen / (2 * positives)
+
+
+def log_losses(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Each row's log loss, clipped like :func:`~matchstream.ml.metrics.evaluate`'s mean."""
+    p = np.clip(probs, 1e-15, 1 - 1e-15)
+    return np.asarray(-(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+
+
+def _optional_json(store: ModelStore, version: int, name: str) -> dict[str, Any] | None:
+    """A version's file that versions written before it existed lack."""
+    try:
+        return store.read_json(version, name)
+    except FileNotFoundError:
+        return None
 
 
 def _json(data: Any) -> bytes:

@@ -59,7 +59,7 @@ def test_metrics_row_format() -> None:
     values = dict.fromkeys(METRICS_COLUMNS, 1.5) | {"auc": None, "rows": 3}
     line = format_metrics(values)
     fields = line.rstrip("\n").split("\t")
-    assert len(fields) == len(METRICS_COLUMNS) == 20
+    assert len(fields) == len(METRICS_COLUMNS) == 25
     assert fields[METRICS_COLUMNS.index("auc")] == "\\N"
     assert fields[1] == "3" and line.endswith("\n")
     stamp = timestamp()
