@@ -90,6 +90,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"{'trainer':<10} {'-':<18} {trainer or '-':>8}  {'yes' if trainer else 'no':<7}  "
           "warm trainer "
           f"of {model_dir} (started by train.py, exits when idle)")
+    if any(r.name == "mariadb" and r.answers for r in rows):
+        print()
+        print(_pipelines_text(_config(args)))
     silent = [r.name for r in rows if not r.answers]
     if silent:
         print(
@@ -99,6 +102,24 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         return 3
     return 0
+
+
+def _pipelines_text(config: Config) -> str:
+    """The pipeline table of ``status``, or why it cannot be had (never fatal: the components'
+    table above is what the exit status is about)."""
+    import pymysql
+
+    from matchstream.db import connect
+    from matchstream.pipeline_status import format_statuses, pipeline_statuses
+
+    try:
+        conn = connect(config, io_timeout_s=10)
+        try:
+            return format_statuses(pipeline_statuses(conn))
+        finally:
+            conn.close()
+    except (MatchstreamError, pymysql.MySQLError) as exc:
+        return f"pipelines: cannot read the catalog ({exc})"
 
 
 def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
@@ -114,6 +135,7 @@ def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
 def cmd_sql(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from matchstream.output import OutputStyle, ResultFormat
     from matchstream.sqlrunner import ScriptSource, default_variables, run_sources
 
     config = _config(args)
@@ -128,8 +150,15 @@ def cmd_sql(args: argparse.Namespace) -> int:
     if not sources:
         sources.append(ScriptSource(sys.stdin.read(), "<stdin>", Path.cwd()))
     variables = {**default_variables(config), **_parse_vars(args.var or ())}
-    run_sources(sources, config=config, variables=variables, database=args.database)
+    result_format = ResultFormat(OutputStyle(args.style), column_names=not args.skip_column_names)
+    note = _stderr if result_format.keeps_stdout_for_rows else print
+    run_sources(sources, config=config, variables=variables, database=args.database,
+                result_format=result_format, note=note)
     return 0
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -198,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, text in (
         ("up", cmd_up, "start the local stack (idempotent) and print how to connect"),
         ("down", cmd_down, "stop exactly the processes `up` started"),
-        ("status", cmd_status, "show each component, its address and whether it answers"),
+        ("status", cmd_status, "show each component, its address and whether it answers, "
+         "then each pipeline's state, lag, latest batch time and latest error"),
     ):
         p = sub.add_parser(name, help=text, description=text)
         _add_stack_flags(p)
@@ -216,6 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("-e", "--execute", action="append", help="SQL text to run (repeatable)")
     sql.add_argument("--var", action="append", metavar="NAME=VALUE", help="placeholder value")
     sql.add_argument("-D", "--database", help="database to use first")
+    style = sql.add_mutually_exclusive_group()
+    style.add_argument("-B", "--batch", dest="style", action="store_const", const="batch",
+                       default="table", help="tab-separated rows like `mysql -B` (special "
+                       "characters escaped, NULL as NULL); statement messages go to stderr")
+    style.add_argument("--json", dest="style", action="store_const", const="json",
+                       help="one JSON object per row (JSON Lines); messages go to stderr")
+    sql.add_argument("-N", "--skip-column-names", action="store_true",
+                     help="leave out the header line (column names), like `mysql -N`")
     _add_stack_flags(sql)
     sql.set_defaults(func=cmd_sql)
 

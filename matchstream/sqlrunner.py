@@ -8,7 +8,7 @@ as in the ``mysql`` client. The first error stops the run and names ``file:line:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from matchstream.config import Config, project_root
 from matchstream.db import connect
 from matchstream.engine.catalog import CATALOG_SCHEMA
 from matchstream.errors import MatchstreamError
+from matchstream.output import ResultFormat, format_table
 
 __all__ = [
     "ScriptSource",
@@ -28,6 +29,9 @@ __all__ = [
     "format_table",
     "run_sources",
 ]
+
+
+TABLE = ResultFormat()
 
 
 class SqlRunError(MatchstreamError):
@@ -82,21 +86,6 @@ def default_variables(config: Config) -> dict[str, str]:
     }
 
 
-def format_table(columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
-    """A plain text table like the mysql client's, NULL for None."""
-    header = [str(c) for c in columns]
-    body = [["NULL" if v is None else str(v) for v in row] for row in rows]
-    widths = [max([len(h), *(len(r[i]) for r in body)]) for i, h in enumerate(header)]
-    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    out = [rule, line(header), rule, *(line(r) for r in body), rule]
-    out.append(f"{len(body)} row{'s' if len(body) != 1 else ''} in set")
-    return "\n".join(out)
-
-
 def run_sources(
     sources: Iterable[ScriptSource],
     *,
@@ -104,8 +93,15 @@ def run_sources(
     variables: Mapping[str, str],
     emit: Callable[[str], None] = print,
     database: str | None = None,
+    result_format: ResultFormat = TABLE,
+    note: Callable[[str], None] | None = None,
 ) -> int:
-    """Run every statement of ``sources`` in order on one session; return how many ran."""
+    """Run every statement of ``sources`` in order on one session; return how many ran.
+
+    Result sets go to ``emit`` as ``result_format`` renders them; statement messages ("Query
+    OK, ...") to ``note`` (``emit`` when not given).
+    """
+    out = _Output(emit, note or emit, result_format)
     from matchstream.ddl import parse_statement, prepare_script
 
     check_variables(variables)
@@ -121,25 +117,35 @@ def run_sources(
                     parsed = parse_statement(
                         stmt.text, line=stmt.line, col=stmt.col, source=source.name
                     )
-                    _run_pipeline_statement(conn, parsed, config, source, stmt.location, emit)
+                    _run_pipeline_statement(conn, parsed, config, source, stmt.location, out)
                 else:
-                    _run_sql(conn, stmt.text, stmt.location, emit)
+                    _run_sql(conn, stmt.text, stmt.location, out)
                 ran += 1
     finally:
         conn.close()
     return ran
 
 
-def _run_sql(
-    conn: pymysql.Connection, text: str, location: str, emit: Callable[[str], None]
-) -> None:
+@dataclass(frozen=True)
+class _Output:
+    emit: Callable[[str], None]
+    note: Callable[[str], None]
+    result_format: ResultFormat
+
+    def result(self, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        text = self.result_format.render(columns, rows)
+        if text:
+            self.emit(text)
+
+
+def _run_sql(conn: pymysql.Connection, text: str, location: str, out: _Output) -> None:
     try:
         with conn.cursor() as cursor:
             cursor.execute(text)  # no parameters: a '%' in the text stays as written
             while True:
                 if cursor.description:
                     columns = [d[0] for d in cursor.description]
-                    emit(format_table(columns, cursor.fetchall()))
+                    out.result(columns, cursor.fetchall())
                 if not cursor.nextset():
                     break
     except pymysql.MySQLError as exc:
@@ -153,7 +159,7 @@ def _run_pipeline_statement(
     config: Config,
     source: ScriptSource,
     location: str,
-    emit: Callable[[str], None],
+    out: _Output,
 ) -> None:
     from matchstream.engine.statements import ResultSet, execute
 
@@ -169,6 +175,6 @@ def _run_pipeline_statement(
     finally:
         conn.autocommit(True)
     if isinstance(result, ResultSet):
-        emit(format_table(result.columns, result.rows))
+        out.result(result.columns, result.rows)
     elif result.text:
-        emit(result.text)
+        out.note(result.text)
