@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from matchstream.config import Config
 from matchstream.errors import MatchstreamError
+from matchstream.producer import ROLES
 
 __all__ = ["main"]
 
@@ -269,8 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--spec", help="feature spec (default data/features.json)")
     produce.add_argument(
         "--role",
-        choices=("training", "scoring"),
-        help="rows carry the label (training) or not (scoring); default: the topic's name",
+        choices=ROLES,
+        help="rows carry the label (training), not (scoring), or are id,label outcome rows "
+        "(outcomes); default: the topic's name",
     )
     produce.add_argument("--rate", type=_positive, metavar="ROWS_PER_S", help="limit the send rate")
     produce.add_argument("--loop", action="store_true", help="send the files again and again")
@@ -288,8 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = sub.add_parser(
         "watch",
-        help="produce every CSV dropped into DIR/training/ or DIR/scoring/, once",
-        description="Each complete file in DIR/training/ or DIR/scoring/ is produced to that "
+        help="produce every CSV dropped into DIR/training/, DIR/scoring/ or DIR/outcomes/, once",
+        description="Each complete file in DIR/training/, DIR/scoring/ or DIR/outcomes/ is "
+        "produced to that "
         "topic exactly once, then moved to DIR/done/ or to DIR/failed/ with a .reason.txt.",
     )
     watch.add_argument("dir")
@@ -308,9 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="run the main job: both pipelines on the speed-dating data, then a summary",
-        description="Apply sql/, start both pipelines, produce data/train.csv and "
-        "data/score.csv at the same time, wait for the pipelines' cursors, load score_labels "
-        "and print a summary. A second run prints the summary only; --reset starts over.",
+        description="Apply sql/, start the pipelines, produce data/train.csv and "
+        "data/score.csv at the same time and each date's true outcome (data/score_labels.csv) "
+        "to outcomes a delay after its scoring row, wait for the pipelines' cursors and print "
+        "a summary. A second run prints the summary only; --reset starts over.",
     )
     demo.add_argument(
         "--reset",

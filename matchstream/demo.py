@@ -1,13 +1,17 @@
-"""The main job: both pipelines on the speed-dating data, end to end, and a short summary.
+"""The main job: the pipelines on the speed-dating data, end to end, and a short summary.
 
 Steps (``run_demo``):
-  1. Apply ``sql/`` in order (schema, pipelines, views) and start both pipelines and their reject
-     pipelines (``training_rejects``, ``scoring_rejects``: the bad messages, ``rejected_rows``).
+  1. Apply ``sql/`` in order (schema, pipelines, views) and start the pipelines and their reject
+     pipelines (``training_rejects``, ``scoring_rejects``, ``outcomes_rejects``: the bad
+     messages, ``rejected_rows``).
   2. Produce ``data/train.csv`` to ``training`` at a steady rate while ``data/score.csv`` goes to
-     ``scoring`` at the same time, so scoring uses newer and newer model versions.
+     ``scoring`` at the same time, so scoring uses newer and newer model versions; the true
+     outcome of each scored date (``data/score_labels.csv``) goes to ``outcomes`` a delay after
+     its scoring row, so outcomes come in while scoring is still going on, as they would in real
+     use. Every 50th outcome is never sent: those predictions stay ``awaiting_outcome``.
   3. Wait until every pipeline's cursors reach the offsets the producer was acknowledged for on
      its topic (not a sleep); a pipeline in state Error ends the wait with its latest error.
-  4. Load ``data/score_labels.csv`` into ``score_labels`` and print the summary.
+  4. Print the summary.
 Progress is recorded in ``<state_dir>/demo.json``: a completed demo only prints the summary
 again, and a run interrupted after producing resumes at step 3 instead of sending the files a
 second time (``--reset`` starts over).
@@ -18,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -37,10 +42,13 @@ DATABASE = "speed_dating"
 PIPELINES = {
     "training": "training",
     "scoring": "scoring",
+    "outcomes": "outcomes",
     "training_rejects": "training",
     "scoring_rejects": "scoring",
+    "outcomes_rejects": "outcomes",
 }
-REJECT_PIPELINES = ("training_rejects", "scoring_rejects")
+# Pipelines that a run resumed from before sql/ had them may lack: nothing to wait for then.
+LATER_PIPELINES = ("training_rejects", "scoring_rejects", "outcomes", "outcomes_rejects")
 SQL_FILES = ("00_schema.sql", "10_pipelines.sql", "20_views.sql")
 
 
@@ -56,6 +64,12 @@ class DemoOptions:
     # model version to the next.
     train_rate: float = 150.0
     score_rate: float = 10.0
+    # Each date's true outcome goes to `outcomes` this long after its scoring row was sent: the
+    # outcomes of early dates arrive while later ones are still being scored.
+    outcome_delay_s: float = 10.0
+    # Every n-th outcome of data/score_labels.csv is never sent (0: all are), so the summary
+    # shows predictions whose outcome never arrives: 19 of the 975 with 50.
+    withhold_every: int = 50
     timeout_s: float = 900.0
     reset: bool = False
 
@@ -119,7 +133,7 @@ def _wait_for_cursors(
                     "WHERE DATABASE_NAME = %s AND PIPELINE_NAME = %s",
                     (DATABASE, pipeline),
                 )
-                if not state and pipeline in REJECT_PIPELINES:
+                if not state and pipeline in LATER_PIPELINES:
                     continue  # a run resumed from before sql/ had it: nothing to wait for
                 rows = _catalog(
                     conn,
@@ -157,20 +171,52 @@ def _wait_for_cursors(
         conn.close()
 
 
-def _load_labels(config: Config, path: Path) -> int:
-    with open(path, newline="") as handle:
-        rows = [(int(r["id"]), int(r["match"])) for r in csv.DictReader(handle)]
-    conn = connect(config, DATABASE)
-    try:
-        with conn.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO score_labels (id, `match`) VALUES (%s, %s) "
-                "ON DUPLICATE KEY UPDATE `match` = VALUES(`match`)",
-                rows,
-            )
-    finally:
-        conn.close()
-    return len(rows)
+class OutcomeSchedule:
+    """When each outcome is due: the moment its scoring row was sent plus the delay.
+
+    The scoring producer reports every row it sends (``scored``); the outcomes producer waits in
+    ``wait_until_due`` for the row of the same id. An id that scoring never sends (a row the
+    producer rejected) is due at once when scoring has finished, so the wait cannot hang.
+    """
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self._sent_at: dict[bytes, float] = {}
+        self._scoring_over = False
+        self._changed = threading.Condition()
+
+    def scored(self, key: bytes) -> None:
+        with self._changed:
+            self._sent_at[key] = time.monotonic()
+            self._changed.notify_all()
+
+    def scoring_finished(self) -> None:
+        with self._changed:
+            self._scoring_over = True
+            self._changed.notify_all()
+
+    def wait_until_due(self, key: bytes) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: key in self._sent_at or self._scoring_over)
+            sent_at = self._sent_at.get(key)
+        if sent_at is not None:
+            time.sleep(max(0.0, sent_at + self.delay_s - time.monotonic()))
+
+
+def outcomes_to_send(labels: Path, into: Path, withhold_every: int) -> tuple[int, int]:
+    """Write ``labels`` to ``into`` without every ``withhold_every``-th data row (the 50th,
+    100th, ... with 50; none with 0); returns (rows written, rows withheld)."""
+    with open(labels, newline="") as source, open(into, "w", newline="") as target:
+        reader, writer = csv.reader(source), csv.writer(target, lineterminator="\n")
+        writer.writerow(next(reader))
+        kept = withheld = 0
+        for number, row in enumerate(reader, start=1):
+            if withhold_every and number % withhold_every == 0:
+                withheld += 1
+                continue
+            writer.writerow(row)
+            kept += 1
+    return kept, withheld
 
 
 def run_demo(config: Config, options: DemoOptions, emit: Callable[[str], None] = print) -> str:
@@ -186,9 +232,9 @@ def run_demo(config: Config, options: DemoOptions, emit: Callable[[str], None] =
 
     started = time.monotonic()
     if progress.get("phase") == "produced":
-        # A run that sent both files and then stopped (timeout, Ctrl-C, a pipeline in Error):
+        # A run that sent the files and then stopped (timeout, Ctrl-C, a pipeline in Error):
         # sending them again would train on every row twice, so only the waiting is resumed.
-        emit("both files were already produced by an earlier run; waiting for the pipelines")
+        emit("the files were already produced by an earlier run; waiting for the pipelines")
         targets = {
             t: {int(p): int(o) for p, o in ends.items()}
             for t, ends in progress["end_offsets"].items()
@@ -198,8 +244,6 @@ def run_demo(config: Config, options: DemoOptions, emit: Callable[[str], None] =
         _write_marker(marker, {"phase": "produced", "end_offsets": targets})
 
     _wait_for_cursors(config, targets, options.timeout_s, emit)
-    labels = _load_labels(config, root / "data" / "score_labels.csv")
-    emit(f"loaded {labels} rows into score_labels")
     elapsed = time.monotonic() - started
     _write_marker(marker, {"phase": "done", "end_offsets": targets, "seconds": round(elapsed, 1)})
     emit(f"demo finished in {elapsed:.0f} s")
@@ -246,8 +290,9 @@ def _apply_and_produce(
     spec = FeatureSpec.load(variables["FEATURES"])
     reports: dict[str, ProduceReport] = {}
     failures: list[BaseException] = []
+    schedule = OutcomeSchedule(options.outcome_delay_s)
 
-    def send(topic: str, path: Path, rate: float) -> None:
+    def send(topic: str, path: Path, rate: float | None, **hooks: Any) -> None:
         try:
             reports[topic] = produce_files(
                 topic,
@@ -257,26 +302,52 @@ def _apply_and_produce(
                 role=topic,
                 rate=rate,
                 progress=False,
+                **hooks,
             )
         except BaseException as exc:  # re-raised below, in the caller's thread
             failures.append(exc)
+        finally:
+            if topic == "scoring":
+                schedule.scoring_finished()  # no outcome waits for a row that will not come
 
-    threads = [
-        threading.Thread(
-            target=send, args=("training", root / "data" / "train.csv", options.train_rate)
-        ),
-        threading.Thread(
-            target=send, args=("scoring", root / "data" / "score.csv", options.score_rate)
-        ),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with tempfile.TemporaryDirectory(prefix="matchstream-demo-") as scratch:
+        outcomes_file = Path(scratch) / "outcomes.csv"
+        sent_outcomes, withheld = outcomes_to_send(
+            root / "data" / "score_labels.csv", outcomes_file, options.withhold_every
+        )
+        threads = [
+            threading.Thread(
+                target=send, args=("training", root / "data" / "train.csv", options.train_rate)
+            ),
+            threading.Thread(
+                target=send,
+                args=("scoring", root / "data" / "score.csv", options.score_rate),
+                kwargs={"on_send": schedule.scored},
+            ),
+            threading.Thread(
+                target=send,
+                args=("outcomes", outcomes_file, None),
+                kwargs={"pace": schedule.wait_until_due},
+            ),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     if failures:
         raise failures[0]
     for topic, report in reports.items():
         emit(f"produced {report.sent} rows to {topic} (rejected {len(report.rejected)})")
+    which = (
+        f"1 in {options.withhold_every}: data rows {options.withhold_every}, "
+        f"{2 * options.withhold_every}, ... of data/score_labels.csv"
+        if options.withhold_every
+        else "none"
+    )
+    emit(
+        f"outcomes: {sent_outcomes} sent, each {options.outcome_delay_s:g} s after its scoring "
+        f"row; {withheld} never sent ({which}), so their predictions stay awaiting_outcome"
+    )
     return {t: r.end_offsets for t, r in reports.items()}
 
 
@@ -297,24 +368,24 @@ def summary(config: Config) -> str:
     conn = connect(config, DATABASE)
     try:
 
-        def table(sql: str) -> str:
+        def rows(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
             with conn.cursor() as cursor:
                 cursor.execute(sql)
-                return format_table([d[0] for d in cursor.description], cursor.fetchall())
+                return [d[0] for d in cursor.description], list(cursor.fetchall())
 
-        # A database from before rejected_rows existed (the summary of a finished demo is
-        # printed again without applying sql/) has no such table: the line is left out.
-        rejects = (
-            " UNION ALL SELECT 'rejected_rows', COUNT(*) FROM rejected_rows"
-            if _has_table(conn, "rejected_rows")
-            else ""
-        )
+        def table(sql: str) -> str:
+            return format_table(*rows(sql))
+
+        # A database from before a table existed (the summary of a finished demo is printed
+        # again without applying sql/) lacks it: its lines are left out.
+        counted = ["training_metrics", "predictions", "outcomes", "rejected_rows"]
+        present = [t for t in counted if _has_table(conn, t)]
         parts = [
             "Rows loaded per table:",
             table(
-                "SELECT 'training_metrics' AS `table`, COUNT(*) AS `rows` FROM training_metrics "
-                "UNION ALL SELECT 'predictions', COUNT(*) FROM predictions "
-                "UNION ALL SELECT 'score_labels', COUNT(*) FROM score_labels" + rejects
+                " UNION ALL ".join(
+                    f"SELECT '{t}' AS `table`, COUNT(*) AS `rows` FROM {t}" for t in present
+                )
             ),
             "Model versions (one per training batch) and the versions scoring used:",
             table(
@@ -337,20 +408,84 @@ def summary(config: Config) -> str:
                 "FROM training_metrics GROUP BY FLOOR((rows_seen_total - `rows`) / 500) "
                 "ORDER BY versions_from"
             ),
-            "Live scoring accuracy against the true outcomes:",
-            table(
-                "SELECT scored, ROUND(accuracy, 3) AS accuracy, "
-                "ROUND(accuracy_baseline, 3) AS always_no_match, ROUND(`precision`, 3) AS "
-                "`precision`, ROUND(recall, 3) AS recall, model_versions_used "
-                "FROM live_scoring_accuracy"
-            ),
-            "Top predicted matches:",
-            table(
-                "SELECT p.id, ROUND(p.probability, 3) AS probability, p.model_version, "
-                "l.`match` AS actual FROM predictions p LEFT JOIN score_labels l ON l.id = p.id "
-                "ORDER BY p.probability DESC, p.id LIMIT 5"
-            ),
         ]
+        if "outcomes" in present:
+            parts += _live_parts(rows, table)
+        else:
+            parts.append(
+                "No table outcomes: this database predates streamed outcomes "
+                "(`matchstream demo --reset` runs the demo with them)."
+            )
     finally:
         conn.close()
     return "\n".join(parts)
+
+
+def _percent(value: Any) -> str:
+    return f"{100 * float(value):.0f}%"
+
+
+def threshold_trade(precision: Any, recall: Any, always_no_match: Any) -> str:
+    """One sentence saying what the decision threshold buys and costs, from the live figures.
+
+    >>> print(threshold_trade(0.477, 0.471, 0.843))  # doctest: +NORMALIZE_WHITESPACE
+    Each version's threshold is chosen to maximise F1 on its training batch: live, it catches
+    47% of the real matches and 48% of its predicted matches are real; always answering "no
+    match" would be 84% accurate and catch none.
+    """
+    if recall is None or always_no_match is None:
+        return "No outcome of a real match has come in yet: the threshold cannot be judged."
+    real = (
+        f"{_percent(precision)} of its predicted matches are real"
+        if precision is not None
+        else "it predicted no match among them"
+    )
+    return (
+        "Each version's threshold is chosen to maximise F1 on its training batch: live, it "
+        f"catches {_percent(recall)} of the real matches and {real}; always answering "
+        f'"no match" would be {_percent(always_no_match)} accurate and catch none.'
+    )
+
+
+def _live_parts(rows: Callable[[str], tuple[list[str], list[tuple[Any, ...]]]],
+                table: Callable[[str], str]) -> list[str]:
+    """The summary's lines on live quality: predictions against the outcomes come in so far."""
+    _, ((judged, awaiting, precision, recall, always_no_match),) = rows(
+        "SELECT scored, awaiting_outcome, `precision`, recall, accuracy_baseline "
+        "FROM live_scoring_accuracy"
+    )
+    return [
+        "Live scoring against the true outcomes that have come in (AUC: how often a real match "
+        "got a higher probability than a non-match, 0.5 = chance):",
+        table(
+            "SELECT scored AS judged, awaiting_outcome, ROUND(auc, 3) AS auc, "
+            "ROUND(accuracy, 3) AS accuracy, ROUND(accuracy_baseline, 3) AS always_no_match, "
+            "ROUND(`precision`, 3) AS `precision`, ROUND(recall, 3) AS recall, "
+            "model_versions_used FROM live_scoring_accuracy"
+        ),
+        threshold_trade(precision, recall, always_no_match),
+        f"{awaiting} predictions await their outcome (counted in awaiting_outcome, not judged); "
+        f"{judged} are judged.",
+        "The five versions that scored the most dates, live (live_quality_per_version):",
+        table(
+            "SELECT model_version, predictions, awaiting_outcome, ROUND(auc, 3) AS auc, "
+            "ROUND(accuracy, 3) AS accuracy, ROUND(`precision`, 3) AS `precision`, "
+            "ROUND(recall, 3) AS recall FROM (SELECT * FROM live_quality_per_version "
+            "ORDER BY predictions DESC, model_version DESC LIMIT 5) busiest "
+            "ORDER BY model_version"
+        ),
+        "How old the scoring model was (prediction_staleness; seconds since its version was "
+        "trained, versions published before the prediction):",
+        table(
+            "SELECT ROUND(AVG(model_age_seconds), 1) AS mean_age_s, "
+            "ROUND(MAX(model_age_seconds), 1) AS max_age_s, "
+            "ROUND(AVG(versions_behind), 1) AS mean_versions_behind, "
+            "MAX(versions_behind) AS max_versions_behind FROM prediction_staleness"
+        ),
+        "Top predicted matches:",
+        table(
+            "SELECT p.id, ROUND(p.probability, 3) AS probability, p.model_version, "
+            "o.`match` AS actual FROM predictions p LEFT JOIN outcomes o ON o.id = p.id "
+            "ORDER BY p.probability DESC, p.id LIMIT 5"
+        ),
+    ]

@@ -2,9 +2,10 @@
 
 Each data row is sent as its own message, byte for byte as it stands in the file (without the line
 end), keyed by the spec's id column; the header is never sent. Rows are checked with the very
-decoder the transforms use (:func:`matchstream.ml.features.decode_batch`), so a row the producer
-accepts is a row the pipeline can load, and a rejected row is reported as ``file:line: reason``
-instead of failing a batch later.
+decoder the transforms use (:func:`matchstream.ml.features.decode_batch`; for ``id,match``
+outcome rows :func:`matchstream.ml.outcome_rows.decode_outcomes`), so a row the producer accepts
+is a row the pipeline can load, and a rejected row is reported as ``file:line: reason`` instead of
+failing a batch later.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ __all__ = [
 # Rows are checked in chunks: big enough for the vectorised decoder, small enough that a huge
 # file never sits in memory whole.
 CHECK_CHUNK_ROWS = 10_000
-ROLES = ("training", "scoring")
+# What a topic's rows are: training rows carry the label, scoring rows do not, outcome rows are
+# the spec's id and label only (the true outcome of a scored date, sent when it is known).
+ROLES = ("training", "scoring", "outcomes")
 
 
 class KafkaUnavailable(MatchstreamError):
@@ -81,13 +84,14 @@ class _Row:
 
 
 def role_for_topic(topic: str, role: str | None) -> str:
-    """Training rows carry the label, scoring rows must not; the project's topics say which."""
+    """Training rows carry the label, scoring rows must not, outcome rows are ``id,label``;
+    the project's topics say which."""
     if role:
         return role
     if topic in ROLES:
         return topic
     raise MatchstreamError(
-        f"topic {topic!r}: say whether its rows carry the label with --role training|scoring"
+        f"topic {topic!r}: say what its rows are with --role training|scoring|outcomes"
     )
 
 
@@ -157,10 +161,11 @@ def check_file(path: Path, *, spec: Any, role: str, validate: bool = True) -> Ch
     """1. Check the header against the spec. 2. Check every data row with the transforms'
     decoder (unless ``validate`` is off), one chunk at a time: only the rejected rows are kept,
     so a huge file never sits in memory."""
-    from matchstream.ml.features import decode_batch
+    from matchstream.ml.outcome_rows import outcome_columns
 
     with_label = role == "training"
-    expected = spec.input_columns(with_label=with_label)
+    expected = outcome_columns(spec) if role == "outcomes" else spec.input_columns(
+        with_label=with_label)
     try:
         first = next(_lines(path), None)
     except OSError as exc:
@@ -181,12 +186,22 @@ def check_file(path: Path, *, spec: Any, role: str, validate: bool = True) -> Ch
         rows += len(chunk)
         if not validate:
             continue
-        batch = decode_batch([raw for _, raw in chunk], spec, with_label=with_label, skip_bad=True)
-        for bad in batch.skipped:
+        for bad in _bad_rows([raw for _, raw in chunk], spec, role):
             number, raw = chunk[bad.index]
             reason = "empty line" if not raw.strip() else bad.reason
             rejected.append(Rejected(str(path), number, reason))
     return CheckedFile(path, role, expected.index(spec.id), rows, rejected)
+
+
+def _bad_rows(lines: list[bytes], spec: Any, role: str) -> list[Any]:
+    """The rows of a chunk the role's transform would skip, as BadRow (``index`` in ``lines``)."""
+    if role == "outcomes":
+        from matchstream.ml.outcome_rows import decode_outcomes
+
+        return decode_outcomes(lines, spec, skip_bad=True).skipped
+    from matchstream.ml.features import decode_batch
+
+    return list(decode_batch(lines, spec, with_label=role == "training", skip_bad=True).skipped)
 
 
 def _key(raw: bytes, id_index: int) -> bytes:
@@ -238,11 +253,17 @@ def produce_files(
     seed: int | None = None,
     progress: bool = True,
     log: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+    pace: Callable[[bytes], None] | None = None,
+    on_send: Callable[[bytes], None] | None = None,
 ) -> ProduceReport:
     """1. Check every file (before anything is sent, so a wrong header in one file stops the
     run before a row of the others went out). 2. Send the accepted rows chunk by chunk; a chunk
     is flushed and every send acknowledged before the next, so memory stays bounded and a failure
-    names the first row the broker did not take. ``shuffle`` needs every row in memory."""
+    names the first row the broker did not take. ``shuffle`` needs every row in memory.
+
+    ``pace(key)`` is called before each row is sent (after ``rate``'s wait) and may block until
+    that row is due; ``on_send(key)`` right after the row is handed to the client. The demo uses
+    them to send each outcome a delay after its scoring row."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
     from tqdm import tqdm
@@ -289,7 +310,11 @@ def produce_files(
                     futures = []
                     for row in chunk:
                         limiter.wait()
+                        if pace is not None:
+                            pace(row.key)
                         futures.append(producer.send(topic, key=row.key or None, value=row.value))
+                        if on_send is not None:
+                            on_send(row.key)
                         bar.update(1)
                     producer.flush()
                     for row, future in zip(chunk, futures, strict=True):

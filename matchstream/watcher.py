@@ -1,5 +1,5 @@
-"""`matchstream watch DIR`: drop a CSV file into ``DIR/training/`` or ``DIR/scoring/`` and it is
-produced to that topic, exactly once.
+"""`matchstream watch DIR`: drop a CSV file into ``DIR/training/``, ``DIR/scoring/`` or
+``DIR/outcomes/`` and it is produced to that topic, exactly once.
 
 Protocol for each file:
   1. Wait until the file is complete: not hidden, not ``*.part``/``*.tmp``, and its size and
@@ -32,7 +32,7 @@ from matchstream.producer import KafkaUnavailable, produce_files
 
 __all__ = ["Watcher", "WatcherBusy"]
 
-TOPICS = ("training", "scoring")
+TOPICS = ("training", "scoring", "outcomes")
 IGNORED_SUFFIXES = (".part", ".tmp", ".swp", ".crdownload")
 
 

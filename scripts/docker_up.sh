@@ -22,12 +22,12 @@ VARS_FILE="$DOCKER_DIR/pipeline-vars.env"
 # Overridable only so tests can render other SQL through this very script.
 SQL_DIR="${MATCHSTREAM_SQL_DIR:-$ROOT/sql}"
 
-# Fixed by issue 5: the database sql/00_schema.sql creates and the two pipelines/topics.
+# Fixed by issue 5: the database sql/00_schema.sql creates and the pipelines/topics.
 DATABASE="speed_dating"
-TOPICS=(training scoring)
+TOPICS=(training scoring outcomes)
 # Every pipeline of sql/10_pipelines.sql; each reads the topic its name starts with (a reject
 # pipeline records the bad messages its demo pipeline skips, in rejected_rows).
-PIPELINES=(training scoring training_rejects scoring_rejects)
+PIPELINES=(training scoring outcomes training_rejects scoring_rejects outcomes_rejects)
 # Partitions per topic: the dev image caps a database at 2 partitions, so more buys nothing.
 TOPIC_PARTITIONS=2
 # The free licence allows 8 cores at most (docs/containers.md, "Limits").
@@ -38,6 +38,8 @@ UP_TIMEOUT="${MATCHSTREAM_DOCKER_UP_TIMEOUT:-900}"
 CATCHUP_TIMEOUT="${MATCHSTREAM_DOCKER_CATCHUP_TIMEOUT:-1800}"
 # Rows per second for the training file, so scoring visibly uses newer and newer model versions.
 TRAIN_RATE="${MATCHSTREAM_TRAIN_RATE:-200}"
+# Like the local demo, every n-th true outcome is never sent: those predictions stay awaiting.
+WITHHOLD_EVERY=50
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -241,18 +243,26 @@ console_produce() {
 }
 
 produce_data() {
-  local matchstream="$ROOT/.venv/bin/matchstream" pids=() pid failed=0
+  local matchstream="$ROOT/.venv/bin/matchstream" pids=() pid failed=0 outcomes
+  # The true outcomes, sent once scoring is sent (they come in after their predictions), without
+  # every WITHHOLD_EVERY-th data row.
+  outcomes="$(mktemp)"
+  # shellcheck disable=SC2064  # expand now: the path is fixed
+  trap "rm -f '$outcomes'" EXIT
+  awk -v n="$WITHHOLD_EVERY" 'NR == 1 || (NR - 1) % n != 0' "$ROOT/data/score_labels.csv" > "$outcomes"
   if [ -x "$matchstream" ] && "$matchstream" produce --help >/dev/null 2>&1; then
     # .venv is created by ./setup.sh; the producer checks every row against the feature spec.
-    say "producing data/train.csv (at $TRAIN_RATE rows/s) and data/score.csv with matchstream produce to localhost:9092"
+    say "producing data/train.csv (at $TRAIN_RATE rows/s) and data/score.csv, then the outcomes, with matchstream produce to localhost:9092"
     MATCHSTREAM_HOST=localhost MATCHSTREAM_KAFKA_PORT=9092 \
       "$matchstream" produce training "$ROOT/data/train.csv" --rate "$TRAIN_RATE" & pids+=($!)
-    MATCHSTREAM_HOST=localhost MATCHSTREAM_KAFKA_PORT=9092 \
-      "$matchstream" produce scoring "$ROOT/data/score.csv" & pids+=($!)
+    { MATCHSTREAM_HOST=localhost MATCHSTREAM_KAFKA_PORT=9092 \
+        "$matchstream" produce scoring "$ROOT/data/score.csv" \
+      && MATCHSTREAM_HOST=localhost MATCHSTREAM_KAFKA_PORT=9092 \
+        "$matchstream" produce outcomes "$outcomes"; } & pids+=($!)
   else
     say "producing with Kafka's console producer (no .venv/bin/matchstream produce; ./setup.sh creates .venv)"
     console_produce training "$ROOT/data/train.csv" & pids+=($!)
-    console_produce scoring "$ROOT/data/score.csv" & pids+=($!)
+    { console_produce scoring "$ROOT/data/score.csv" && console_produce outcomes "$outcomes"; } & pids+=($!)
   fi
   for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
   [ "$failed" -eq 0 ] || die "producing the demo data failed"
@@ -280,28 +290,18 @@ wait_for_pipelines() {
   done
 }
 
-# score_labels (the true outcomes of the scoring rows) lets the views compute live accuracy.
-# Loaded only if sql/ defines the table; replaced as a whole, so reruns do not duplicate it.
-load_labels() {
-  local exists
-  exists="$(printf "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '%s' AND TABLE_NAME = 'score_labels';\n" "$DATABASE" | s2_query)"
-  [ "$exists" = 1 ] || { say "no table score_labels in sql/: labels not loaded"; return 0; }
-  say "loading data/score_labels.csv into score_labels"
-  compose cp "$ROOT/data/score_labels.csv" singlestore:/tmp/score_labels.csv >/dev/null
-  s2_sql -D "$DATABASE" <<'SQL' || die "loading score_labels failed"
-DELETE FROM score_labels;
-LOAD DATA INFILE '/tmp/score_labels.csv' INTO TABLE score_labels
-  FIELDS TERMINATED BY ',' LINES TERMINATED BY '\n' IGNORE 1 LINES;
-SQL
-}
-
 summary() {
   say "summary"
   s2_sql -D "$DATABASE" --table <<'SQL'
 SELECT 'training_metrics' AS table_name, COUNT(*) AS row_count FROM training_metrics
 UNION ALL SELECT 'predictions', COUNT(*) FROM predictions
+UNION ALL SELECT 'outcomes', COUNT(*) FROM outcomes
 UNION ALL SELECT 'rejected_rows', COUNT(*) FROM rejected_rows;
 SELECT COUNT(DISTINCT model_version) AS model_versions_used_for_scoring FROM predictions;
+SELECT scored, awaiting_outcome, ROUND(auc, 3) AS auc, ROUND(accuracy, 3) AS accuracy,
+       ROUND(accuracy_baseline, 3) AS always_no_match, ROUND(`precision`, 3) AS `precision`,
+       ROUND(recall, 3) AS recall
+FROM live_scoring_accuracy;
 SQL
 }
 
@@ -315,7 +315,6 @@ run_demo() {
     produce_data
   fi
   wait_for_pipelines
-  load_labels
   summary
 }
 

@@ -5,7 +5,7 @@ Reads ``data/raw/Speed Dating Data.csv`` (Mac Roman) and writes, deterministical
 
 * ``data/train.csv``: waves 1-15, one row per date, with the ``match`` label;
 * ``data/score.csv``: waves 16-21, the same columns without ``match``;
-* ``data/score_labels.csv``: ``id,match`` for the scoring rows, to measure live accuracy later;
+* ``data/score_labels.csv``: ``id,match`` of the scoring rows (the demo sends them to ``outcomes``);
 * ``data/features.json``: the feature spec both transforms read (see ``docs/model.md``).
 
 Each date appears twice in the raw file (once from each side, with mirrored scorecards). We keep

@@ -72,17 +72,22 @@ CREATE TABLE IF NOT EXISTS predictions (
     KEY (scored_at)
 );
 
--- The true outcome of each scoring date (data/score_labels.csv), loaded after the fact so the
--- live accuracy of scoring can be measured; the scoring pipeline never sees it.
-CREATE TABLE IF NOT EXISTS score_labels (
-    id      BIGINT NOT NULL,
-    `match` TINYINT NOT NULL,
-    PRIMARY KEY (id)
+-- The true outcome of each scored date, as it became known: the outcomes pipeline loads the
+-- `outcomes` topic (id,match rows, sent some time after the date was scored) and REPLACEs, so a
+-- later outcome for the same id corrects the earlier one. loaded_at is when this outcome became
+-- known; the live-quality views join predictions with what is here so far, and count the
+-- predictions whose outcome has not arrived instead of dropping them.
+CREATE TABLE IF NOT EXISTS outcomes (
+    id        BIGINT NOT NULL,
+    `match`   TINYINT NOT NULL,
+    loaded_at DATETIME(6) NULL,
+    PRIMARY KEY (id),
+    KEY (loaded_at)
 );
 
 -- One row per message the demo pipelines left out as a bad row (`--on-bad-row skip`), written by
--- the companion pipelines training_rejects and scoring_rejects (transforms/rejects.py; columns
--- in docs/model.md, "Bad rows"). batch_id is the reject pipeline's batch (pipeline_batch_id())
+-- the companion pipelines training_rejects, scoring_rejects and outcomes_rejects
+-- (transforms/rejects.py; columns in docs/model.md, "Bad rows"). batch_id is the reject pipeline's batch (pipeline_batch_id())
 -- and position the message's index in its batch partition: the message's Kafka offset is that
 -- batch partition's BATCH_EARLIEST_OFFSET + position. batch_fingerprint joins
 -- training_metrics.input_fingerprint when both pipelines cut the same batch.

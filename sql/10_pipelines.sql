@@ -1,7 +1,7 @@
--- matchstream: the two pipelines and their two reject pipelines. Placeholders ${NAME} are
+-- matchstream: the three pipelines and their reject pipelines. Placeholders ${NAME} are
 -- filled in by `matchstream sql --var NAME=VALUE` (setup.sh and `matchstream demo` pass them):
 --   ${KAFKA}       broker host:port as the database sees it (local 127.0.0.1:9092, docker kafka:29092)
---   ${TRANSFORMS}  absolute directory of train.py, score.py and rejects.py
+--   ${TRANSFORMS}  absolute directory of train.py, score.py, outcomes.py and rejects.py
 --   ${MODEL_DIR}   absolute model directory shared by both transforms
 --   ${FEATURES}    absolute path of the feature spec (data/features.json)
 -- docker/pipeline-vars.env holds the container values; docs/pipeline-grammar.md the syntax.
@@ -42,6 +42,22 @@ LINES TERMINATED BY '\n'
 (id, probability, predicted, model_version, scored_at)
 SET loaded_at = NOW(6);
 
+-- Outcomes: the true outcome of each scored date, sent on its own topic when it becomes known
+-- (in real use, long after scoring). REPLACE: a later outcome for the same id corrects the
+-- earlier one. outcomes.py checks each id,match row like the producer does; a bad message is
+-- left out and recorded by outcomes_rejects below.
+CREATE OR REPLACE PIPELINE outcomes AS
+LOAD DATA KAFKA '${KAFKA}/outcomes'
+BATCH_INTERVAL 500
+MAX_OFFSETS_PER_BATCH_PARTITION 500
+WITH TRANSFORM ('file://localhost${TRANSFORMS}/outcomes.py', '', '--spec ${FEATURES} --on-bad-row skip')
+REPLACE
+INTO TABLE outcomes
+FIELDS TERMINATED BY '\t'
+LINES TERMINATED BY '\n'
+(id, `match`)
+SET loaded_at = NOW(6);
+
 -- The reject pipelines: the same topics again, through rejects.py, which decodes each message
 -- with the decoder and spec of the pipeline above and prints a row only for the messages that
 -- pipeline skips (docs/model.md, "Bad rows"). On SingleStore a successful transform's stderr is
@@ -69,3 +85,14 @@ FIELDS TERMINATED BY '\t'
 LINES TERMINATED BY '\n'
 (batch_fingerprint, `position`, reason, message_bytes, message_sha256, message)
 SET pipeline_name = 'scoring', batch_id = pipeline_batch_id(), loaded_at = NOW(6);
+
+CREATE OR REPLACE PIPELINE outcomes_rejects AS
+LOAD DATA KAFKA '${KAFKA}/outcomes'
+BATCH_INTERVAL 500
+MAX_OFFSETS_PER_BATCH_PARTITION 500
+WITH TRANSFORM ('file://localhost${TRANSFORMS}/rejects.py', '', '--spec ${FEATURES} --rows outcomes')
+INTO TABLE rejected_rows
+FIELDS TERMINATED BY '\t'
+LINES TERMINATED BY '\n'
+(batch_fingerprint, `position`, reason, message_bytes, message_sha256, message)
+SET pipeline_name = 'outcomes', batch_id = pipeline_batch_id(), loaded_at = NOW(6);

@@ -1,5 +1,5 @@
-"""Run train.py, score.py and rejects.py the way SingleStore will, on a few real rows, and check
-the output.
+"""Run train.py, score.py, outcomes.py and rejects.py the way SingleStore will, on a few real
+rows, and check the output.
 
 The image build runs this as the database user (see Dockerfile), so a transform that cannot find
 its interpreter, its packages, its feature spec or a writable directory fails ``docker build``
@@ -35,6 +35,8 @@ ROWS = 200
 
 # The columns score.py prints per row: id, probability, predicted, model_version, scored_at.
 SCORE_COLUMNS = 5
+# The columns outcomes.py prints per outcome row: id, match.
+OUTCOME_COLUMNS = 2
 # The columns rejects.py prints per bad message: batch_fingerprint, position, reason,
 # message_bytes, message_sha256, message.
 REJECT_COLUMNS = 6
@@ -75,6 +77,14 @@ def framed_rows(csv_path: Path, rows: int) -> tuple[bytes, int]:
     return payload, len(lines)
 
 
+def framed_outcomes(csv_path: Path, rows: int) -> tuple[bytes, int]:
+    """``id,match`` outcome rows for the ids of the first ``rows`` data rows of ``csv_path``
+    (the label alternating: the smoke checks the format, not the truth), framed as one batch."""
+    lines = csv_path.read_text(encoding="utf-8").splitlines()[1 : rows + 1]
+    outcomes = [f"{line.split(',', 1)[0]},{i % 2}".encode() for i, line in enumerate(lines)]
+    return b"".join(HEADER.pack(len(b)) + b for b in outcomes), len(outcomes)
+
+
 def run_transform(script: Path, args: list[str], stdin: bytes, env: dict[str, str]) -> list[str]:
     """Execute ``script`` itself (so its shebang picks the interpreter) and return its rows."""
     proc = subprocess.run(
@@ -92,7 +102,7 @@ def run_transform(script: Path, args: list[str], stdin: bytes, env: dict[str, st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--transforms", type=Path, required=True,
-                        help="dir of train.py, score.py, rejects.py")
+                        help="dir of train.py, score.py, outcomes.py, rejects.py")
     parser.add_argument("--features", type=Path, required=True, help="the feature spec JSON")
     parser.add_argument("--data", type=Path, required=True, help="dir of train.csv and score.csv")
     parser.add_argument(
@@ -144,10 +154,27 @@ def main(argv: list[str] | None = None) -> int:
                              f"{REJECT_COLUMNS} fields for the one bad message")
         if rejects[0].split("\t")[1] != str(n_score):
             raise SystemExit(f"smoke: rejects.py placed the bad message at {rejects[0]!r}")
+        # outcomes.py leaves the bad message out; rejects.py --rows outcomes records only it.
+        outcomes_in, n_outcomes = framed_outcomes(args.data / "score.csv", ROWS)
+        outcomes_in += HEADER.pack(5) + b"abc,1"
+        outcomes = run_transform(args.transforms / "outcomes.py",
+                                 ["--spec", str(args.features), "--on-bad-row", "skip"],
+                                 outcomes_in, env)
+        if len(outcomes) != n_outcomes or any(
+                len(o.split("\t")) != OUTCOME_COLUMNS for o in outcomes):
+            raise SystemExit(f"smoke: outcomes.py printed {len(outcomes)} rows for "
+                             f"{n_outcomes} good outcomes, or a row without {OUTCOME_COLUMNS} "
+                             "fields")
+        rejects = run_transform(args.transforms / "rejects.py",
+                                ["--spec", str(args.features), "--rows", "outcomes"],
+                                outcomes_in, env)
+        if len(rejects) != 1 or rejects[0].split("\t")[1] != str(n_outcomes):
+            raise SystemExit(f"smoke: rejects.py --rows outcomes printed {rejects!r}, expected "
+                             f"one row for message {n_outcomes}")
         wait_trainer_gone(Path(model_dir))
 
-    print(f"smoke: ok (train.py: 1 metrics row; score.py: {n_score} predictions; rejects.py: "
-          "1 reject)", file=sys.stderr)
+    print(f"smoke: ok (train.py: 1 metrics row; score.py: {n_score} predictions; outcomes.py: "
+          f"{n_outcomes} outcomes; rejects.py: 1 reject per topic)", file=sys.stderr)
     return 0
 
 

@@ -1,11 +1,12 @@
 """The messages a demo transform leaves out, as rows of ``rejected_rows``.
 
-The demo's training and scoring pipelines run with ``--on-bad-row skip``: a bad message must not
-stop them, but on SingleStore the stderr of a transform that succeeds is seen by no one, so what
-they skip would be lost without a trace. ``transforms/rejects.py`` is a companion pipeline on the
-same topic: it decodes every message with the very decoder and spec the demo transforms use
-(:class:`~matchstream.ml.rowparse.RowDecoder`, the label included for training) and prints one row
-per message that decoder refuses, nothing for the others:
+The demo's training, scoring and outcomes pipelines run with ``--on-bad-row skip``: a bad message
+must not stop them, but on SingleStore the stderr of a transform that succeeds is seen by no one,
+so what they skip would be lost without a trace. ``transforms/rejects.py`` is a companion pipeline
+on the same topic: it decodes every message with the very decoder and spec the demo transforms use
+(:class:`~matchstream.ml.rowparse.RowDecoder`, the label included for training;
+:class:`~matchstream.ml.outcome_rows.OutcomeDecoder` for ``id,match`` outcome rows) and prints one
+row per message that decoder refuses, nothing for the others:
 
 ``batch_fingerprint, position, reason, message_bytes, message_sha256, message``
 
@@ -28,15 +29,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 from matchstream.framing import fingerprint, split_frames
 from matchstream.ml.errors import BadRow
+from matchstream.ml.outcome_rows import iter_outcome_rejects
 from matchstream.ml.pure_scorer import SMALL_BATCH
 from matchstream.ml.rowparse import RowDecoder, strip_newlines
 from matchstream.ml.spec import FeatureSpec
 
-__all__ = ["MESSAGE_PREFIX_BYTES", "REASON_CHARS", "REJECT_COLUMNS", "escape_field",
-           "find_rejects", "format_reject", "reject_rows"]
+__all__ = ["MESSAGE_PREFIX_BYTES", "REASON_CHARS", "REJECT_COLUMNS", "ROW_KINDS", "RowKind",
+           "escape_field", "find_rejects", "format_reject", "reject_rows"]
+
+# What a topic carries: training rows (with the label), scoring rows (without), outcome rows
+# (``id,match``). The names are rejects.py's ``--rows`` and the producer's roles.
+RowKind = Literal["training", "scoring", "outcomes"]
+ROW_KINDS: tuple[RowKind, ...] = ("training", "scoring", "outcomes")
 
 REJECT_COLUMNS = ("batch_fingerprint", "position", "reason", "message_bytes", "message_sha256",
                   "message")
@@ -78,10 +86,14 @@ def format_reject(batch_fingerprint: str, bad: BadRow, message: bytes) -> bytes:
     )) + b"\n"
 
 
-def find_rejects(payloads: Sequence[bytes], spec: FeatureSpec, *, with_label: bool
+def find_rejects(payloads: Sequence[bytes], spec: FeatureSpec, *, rows: RowKind
                  ) -> Iterator[BadRow]:
-    """The bad rows of a batch, in order: what train.py / score.py skip under
+    """The bad rows of a batch, in order: what train.py / score.py / outcomes.py skip under
     ``--on-bad-row skip`` (one trailing newline per message dropped first, as they do)."""
+    if rows == "outcomes":
+        yield from iter_outcome_rejects(payloads, spec)
+        return
+    with_label = rows == "training"
     if len(payloads) > SMALL_BATCH:
         from matchstream.ml.features import decode_batch
 
@@ -95,19 +107,19 @@ def find_rejects(payloads: Sequence[bytes], spec: FeatureSpec, *, with_label: bo
             yield bad
 
 
-def reject_rows(raw: bytes, spec: FeatureSpec, *, with_label: bool) -> bytes:
+def reject_rows(raw: bytes, spec: FeatureSpec, *, rows: RowKind) -> bytes:
     """Every ``rejected_rows`` line of one framed batch (empty when every message is good).
 
     >>> from matchstream.framing import encode_frames
     >>> spec = FeatureSpec.from_dict({"id": "id", "label": "y", "columns": ["id", "y", "x"],
     ...                               "numeric": {"x": {"mean": 0, "std": 1}}})
-    >>> line = reject_rows(encode_frames([b"1,0,2", b"abc,1,3"]), spec, with_label=True)
+    >>> line = reject_rows(encode_frames([b"1,0,2", b"abc,1,3"]), spec, rows="training")
     >>> position, reason, size = line.split(b"\\t")[1:4]
     >>> position, size, reason.decode()
     (b'1', b'7', "column 'id': id must be an integer that fits BIGINT (predictions.id), got 'abc'")
     """
     payloads, _ = split_frames(raw)
-    bad_rows = list(find_rejects(payloads, spec, with_label=with_label))
+    bad_rows = list(find_rejects(payloads, spec, rows=rows))
     if not bad_rows:
         return b""
     digest = fingerprint(raw)

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from matchstream.ml.errors import BadRow
 from matchstream.ml.spec import FeatureSpec
 
-__all__ = ["ID_TABLE", "RowDecoder", "bigint_id", "id_reason", "shown", "strip_newlines"]
+__all__ = ["ID_TABLE", "RowDecoder", "bigint_id", "id_reason", "label_value", "shown",
+           "split_fields", "strip_newlines"]
 
 Row = tuple[str, float, list[float], list[int]]
 
@@ -43,9 +44,9 @@ def bigint_id(text: str) -> bool:
     return digits < 19 or (digits == 19 and _BIGINT_MIN <= int(text) <= _BIGINT_MAX)
 
 
-def id_reason(text: str) -> str:
-    """The bad-row reason for an id :func:`bigint_id` refuses."""
-    return f"id must be an integer that fits BIGINT ({ID_TABLE}), got {shown(text)}"
+def id_reason(text: str, table: str = ID_TABLE) -> str:
+    """The bad-row reason for an id :func:`bigint_id` refuses (``table``: the column it loads)."""
+    return f"id must be an integer that fits BIGINT ({table}), got {shown(text)}"
 
 
 def shown(text: str) -> str:
@@ -93,11 +94,7 @@ class RowDecoder:
             raise BadRow(id_reason(row_id), index=position, column=self.spec.id)
         label = 0.0
         if self.with_label:
-            text = fields[self._label]
-            label = _number(text, position, self.spec.label)
-            if label not in (0.0, 1.0):
-                raise BadRow(f"label must be 0 or 1, got {shown(text)}", index=position,
-                             column=self.spec.label)
+            label = label_value(fields[self._label], position, self.spec.label)
         nums = [_number(fields[i], position, name, allow_empty=True)
                 for i, name in self._numeric]
         cats = []
@@ -112,23 +109,37 @@ class RowDecoder:
         return row_id, label, nums, cats
 
     def _split(self, line: bytes, position: int) -> list[str]:
-        if not line:
-            raise BadRow("empty message", index=position)
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BadRow(f"not valid UTF-8 (byte {exc.start}: "
-                         f"{line[exc.start:exc.start + 1]!r})", index=position) from exc
-        if "\n" in text or "\r" in text:
-            raise BadRow("holds a line break: one message must carry exactly one CSV line",
-                         index=position)
-        fields = next(csv.reader([text])) if '"' in text else text.split(",")
-        if [f.strip() for f in fields] == list(self.columns):
-            raise BadRow("this is the CSV header; send data rows only", index=position)
-        if len(fields) != len(self.columns):
-            raise BadRow(f"expected {len(self.columns)} fields ({', '.join(self.columns[:4])}, "
-                         f"...), got {len(fields)}", index=position)
-        return fields
+        return split_fields(line, position, self.columns)
+
+
+def split_fields(line: bytes, position: int, columns: Sequence[str]) -> list[str]:
+    """The CSV fields of one message that should hold ``columns``, or BadRow saying why not."""
+    if not line:
+        raise BadRow("empty message", index=position)
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRow(f"not valid UTF-8 (byte {exc.start}: "
+                     f"{line[exc.start:exc.start + 1]!r})", index=position) from exc
+    if "\n" in text or "\r" in text:
+        raise BadRow("holds a line break: one message must carry exactly one CSV line",
+                     index=position)
+    fields = next(csv.reader([text])) if '"' in text else text.split(",")
+    if [f.strip() for f in fields] == list(columns):
+        raise BadRow("this is the CSV header; send data rows only", index=position)
+    if len(fields) != len(columns):
+        named = ", ".join(columns[:4]) + (", ..." if len(columns) > 4 else "")
+        raise BadRow(f"expected {len(columns)} fields ({named}), got {len(fields)}",
+                     index=position)
+    return fields
+
+
+def label_value(text: str, position: int, column: str) -> float:
+    """A label field as 0.0 or 1.0, or BadRow (missing, not a number, anything else)."""
+    label = _number(text, position, column)
+    if label not in (0.0, 1.0):
+        raise BadRow(f"label must be 0 or 1, got {shown(text)}", index=position, column=column)
+    return label
 
 
 def _number(text: str, position: int, column: str, *, allow_empty: bool = False) -> float:

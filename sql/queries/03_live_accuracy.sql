@@ -1,11 +1,21 @@
--- How accurate is live scoring against what really happened (after score_labels is loaded)?
+-- How good is live scoring against what really happened (the outcomes that have come in)?
+-- A prediction whose outcome has not arrived yet is counted in awaiting_outcome, not judged.
 USE speed_dating;
-SELECT scored, ROUND(accuracy, 3) AS accuracy, ROUND(accuracy_baseline, 3) AS always_no_match,
-       ROUND(`precision`, 3) AS `precision`, ROUND(recall, 3) AS recall, model_versions_used
+SELECT scored, awaiting_outcome, ROUND(accuracy, 3) AS accuracy,
+       ROUND(accuracy_baseline, 3) AS always_no_match, ROUND(`precision`, 3) AS `precision`,
+       ROUND(recall, 3) AS recall, ROUND(auc, 3) AS auc, model_versions_used
 FROM live_scoring_accuracy;
 
 -- The same, per model version that did the scoring.
-SELECT p.model_version, COUNT(*) AS scored, ROUND(AVG(p.predicted = l.`match`), 3) AS accuracy
-FROM predictions p JOIN score_labels l ON l.id = p.id
-GROUP BY p.model_version
-ORDER BY p.model_version;
+SELECT model_version, predictions, with_outcome, awaiting_outcome, ROUND(accuracy, 3) AS accuracy,
+       ROUND(accuracy_baseline, 3) AS always_no_match, ROUND(`precision`, 3) AS `precision`,
+       ROUND(recall, 3) AS recall, ROUND(auc, 3) AS auc
+FROM live_quality_per_version
+ORDER BY model_version;
+
+-- The same, per minute in which the outcomes became known.
+SELECT minute, with_outcome, ROUND(accuracy, 3) AS accuracy,
+       ROUND(accuracy_baseline, 3) AS always_no_match, ROUND(`precision`, 3) AS `precision`,
+       ROUND(recall, 3) AS recall, ROUND(auc, 3) AS auc, model_versions_used
+FROM live_quality_per_minute
+ORDER BY minute;

@@ -91,14 +91,20 @@ def test_container_demo_scores_every_row_with_several_model_versions(stack) -> N
     assert query(stack, "SELECT COUNT(*) FROM information_schema.PIPELINES_ERRORS") == [["0"]]
     states = dict(query(stack, "SELECT PIPELINE_NAME, STATE FROM information_schema.PIPELINES "
                                "WHERE DATABASE_NAME = 'speed_dating'"))
-    assert states == {"training": "Running", "scoring": "Running",
-                      "training_rejects": "Running", "scoring_rejects": "Running"}
+    assert states == {"training": "Running", "scoring": "Running", "outcomes": "Running",
+                      "training_rejects": "Running", "scoring_rejects": "Running",
+                      "outcomes_rejects": "Running"}
     # The producer checks every row, so the demo sends no bad message.
     assert query(stack, "SELECT COUNT(*) FROM rejected_rows") == [["0"]]
 
     # Exactly one prediction per scoring row: nothing lost, nothing loaded twice.
     (n_predictions, n_ids), = query(stack, "SELECT COUNT(*), COUNT(DISTINCT id) FROM predictions")
     assert int(n_predictions) == int(n_ids) == data_rows("score.csv")
+    # Every outcome sent (all but every 50th) is joined; the withheld ones are awaited.
+    ((scored, awaiting),) = query(stack, "SELECT scored, awaiting_outcome FROM "
+                                         "live_scoring_accuracy")
+    withheld = data_rows("score_labels.csv") // 50
+    assert (int(scored), int(awaiting)) == (data_rows("score.csv") - withheld, withheld)
 
     # Scoring ran while training published versions, so several versions were used.
     ((versions,),) = query(stack, "SELECT COUNT(DISTINCT model_version) FROM predictions")

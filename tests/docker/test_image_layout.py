@@ -111,25 +111,28 @@ def test_the_rendered_sql_has_no_placeholder_left(rendered_sql: str) -> None:
 # --- the pipelines against the image and the compose file ---------------------------------
 
 
-# Every pipeline of sql/10_pipelines.sql: the two demo pipelines and their reject pipelines.
-PIPELINES = ["training", "scoring", "training_rejects", "scoring_rejects"]
+# Every pipeline of sql/10_pipelines.sql: the three demo pipelines and their reject pipelines.
+PIPELINES = ["training", "scoring", "outcomes", "training_rejects", "scoring_rejects",
+             "outcomes_rejects"]
 
 
-def test_both_pipelines_read_their_topic_through_a_transform(pipelines) -> None:
+def test_each_pipeline_reads_its_topic_through_a_transform(pipelines) -> None:
     assert set(pipelines) == set(PIPELINES)
-    for name in ("training", "scoring"):
+    for name in ("training", "scoring", "outcomes"):
         assert pipelines[name].source.topic == name
-        assert transform_path(pipelines[name]).endswith(("/train.py", "/score.py"))
+        assert transform_path(pipelines[name]).endswith(f"/{TRANSFORMS[name]}")
         # The reject pipeline reads the same topic with the same batches and the same spec.
         rejects = pipelines[f"{name}_rejects"]
         assert rejects.source.topic == name
         assert transform_path(rejects).endswith("/rejects.py")
         assert transform_args(rejects)["--rows"] == name
         assert transform_args(pipelines[name])["--on-bad-row"] == "skip"
-    assert transform_path(pipelines["training"]).endswith("/train.py")
-    assert transform_path(pipelines["scoring"]).endswith("/score.py")
-    assert transform_args(pipelines["training_rejects"])["--spec"] == transform_args(
-        pipelines["training"])["--spec"]
+    for name in ("training", "outcomes"):
+        assert transform_args(pipelines[f"{name}_rejects"])["--spec"] == transform_args(
+            pipelines[name])["--spec"]
+
+
+TRANSFORMS = {"training": "train.py", "scoring": "score.py", "outcomes": "outcomes.py"}
 
 
 @pytest.mark.parametrize("name", PIPELINES)
@@ -266,7 +269,7 @@ def test_transform_packages_are_pinned_by_the_lock() -> None:
 def test_packages_go_to_the_interpreter_the_shebang_finds(dockerfile) -> None:
     # `#!/usr/bin/env python3` with whatever PATH the engine passes (maybe none: then only
     # /bin:/usr/bin) resolves to /usr/bin/python3, so that interpreter must get the packages.
-    for script in ("train.py", "score.py", "rejects.py"):
+    for script in ("train.py", "score.py", "outcomes.py", "rejects.py"):
         first = (REPO / "transforms" / script).read_text().splitlines()[0]
         assert first == "#!/usr/bin/env python3", (script, first)
     installs = [i.text for i in dockerfile.of("RUN") if "pip install" in i.text]

@@ -5,8 +5,8 @@ names substituted, nothing else), on the session's broker and MariaDB with the e
 Good rows are mixed with one message of every kind of bad input, sent with a plain Kafka client
 (our producer would refuse them), and then:
 
-* every good row is learnt (training) or scored (scoring), no pipeline leaves Running, and no
-  batch failed;
+* every good row is learnt (training), scored (scoring) or loaded (outcomes), no pipeline
+  leaves Running, and no batch failed;
 * every bad message has exactly one row in rejected_rows, with the right reason, its batch
   position (offset = the batch partition's earliest offset + position), size, SHA-256 and its
   first 64 KiB byte for byte; the training rejects' fingerprints join training_metrics.
@@ -43,10 +43,14 @@ from ..conftest import REPO
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SQL_FILES = ("00_schema.sql", "10_pipelines.sql", "20_views.sql")
-PIPELINES = {"training": "training", "scoring": "scoring",
-             "training_rejects": "training", "scoring_rejects": "scoring"}
+PIPELINES = {"training": "training", "scoring": "scoring", "outcomes": "outcomes",
+             "training_rejects": "training", "scoring_rejects": "scoring",
+             "outcomes_rejects": "outcomes"}
+ROLES = ("training", "scoring", "outcomes")
 TRAIN_CSV = (REPO / "data" / "train.csv").read_bytes().splitlines()
 SCORE_CSV = (REPO / "data" / "score.csv").read_bytes().splitlines()
+OUTCOMES_CSV = (REPO / "data" / "score_labels.csv").read_bytes().splitlines()
+CSV = {"training": TRAIN_CSV, "scoring": SCORE_CSV, "outcomes": OUTCOMES_CSV}
 CATEGORY = "go_out"  # a column the shipped spec carries unused; the test spec makes it categorical
 DEADLINE_S = 300.0
 FITS = "id must be an integer that fits BIGINT (predictions.id), got "
@@ -81,8 +85,36 @@ def with_field(line: bytes, index: int, value: bytes) -> bytes:
     return b",".join(fields)
 
 
+def bad_outcome_messages() -> list[Bad]:
+    """One message of each bad-input class for the outcomes topic (id,match rows)."""
+    row = OUTCOMES_CSV[1]
+    width = "expected 2 fields (id, match)"
+    fits = FITS.replace("predictions.id", "outcomes.id")
+    huge = b"1," + bytes(range(256)) * 3907
+    return [
+        Bad("wrong field count", b"1,2,3", f"{width}, got 3"),
+        Bad("malformed CSV (unbalanced quote)", b'"5,1', f"{width}, got 1"),
+        Bad("non-integer id", b"abc,1", f"column 'id': {fits}'abc'"),
+        Bad("id beyond BIGINT", b"9223372036854775808,0",
+            f"column 'id': {fits}'9223372036854775808'"),
+        Bad("label not 0/1", with_field(row, 1, b"2"),
+            "column 'match': label must be 0 or 1, got '2'"),
+        Bad("label missing", with_field(row, 1, b""), "column 'match': value is missing"),
+        Bad("empty message", b"", "empty message"),
+        Bad("invalid UTF-8", b"\xff,1", "not valid UTF-8 (byte 0: b'\\xff')"),
+        Bad("header row", OUTCOMES_CSV[0], "this is the CSV header; send data rows only"),
+        Bad("line break, tab, NUL and backslashes", b"7\\N\t\x00\r\nx\\",
+            "holds a line break: one message must carry exactly one CSV line"),
+        Bad("a scoring row on outcomes", SCORE_CSV[1],
+            f"{width}, got {len(SCORE_CSV[0].split(b','))}"),
+        Bad("~1 MB message", huge, "not valid UTF-8 (byte 130: b'\\x80')"),
+    ]
+
+
 def bad_messages(role: str, vocabulary: list[str]) -> list[Bad]:
-    """One message of each bad-input class, for the training or the scoring topic."""
+    """One message of each bad-input class, for the training, scoring or outcomes topic."""
+    if role == "outcomes":
+        return bad_outcome_messages()
     training = role == "training"
     header, row = (TRAIN_CSV if training else SCORE_CSV)[:2]
     columns = header.decode().split(",")
@@ -125,7 +157,7 @@ def bad_messages(role: str, vocabulary: list[str]) -> list[Bad]:
 def mixed(role: str, good: int, vocabulary: list[str]) -> tuple[list[bytes], dict[int, Bad]]:
     """``good`` data rows with the bad messages spread among them (some past offset 100, so
     scoring's second batch has some); returns the messages and the bad ones by offset."""
-    rows = (TRAIN_CSV if role == "training" else SCORE_CSV)[1:good + 1]
+    rows = CSV[role][1:good + 1]
     bad = bad_messages(role, vocabulary)
     messages: list[bytes] = []
     by_offset: dict[int, Bad] = {}
@@ -146,7 +178,7 @@ class Private:
         suffix = uuid.uuid4().hex[:10]
         self.config = config
         self.database = f"bad_rows_{suffix}"
-        self.topics = {t: f"bad-rows-{t}-{suffix}" for t in ("training", "scoring")}
+        self.topics = {t: f"bad-rows-{t}-{suffix}" for t in ROLES}
         self.model_dir = tmp_path / "models"
         self.model_dir.mkdir()
         self.variables = {**default_variables(config), "MODEL_DIR": str(self.model_dir),
@@ -246,7 +278,8 @@ def test_bad_messages_are_skipped_and_recorded_once_each(
 ) -> None:
     env, vocabulary = private
     topics = {"training": mixed("training", 80, vocabulary),
-              "scoring": mixed("scoring", 120, vocabulary)}
+              "scoring": mixed("scoring", 120, vocabulary),
+              "outcomes": mixed("outcomes", 60, vocabulary)}
     # Everything is on the topics before the pipelines start, so each reject pipeline cuts the
     # batches its demo pipeline cuts (same MAX_OFFSETS_PER_BATCH_PARTITION): the join holds.
     for role, (messages, _) in topics.items():
@@ -270,6 +303,14 @@ def test_bad_messages_are_skipped_and_recorded_once_each(
                 if i not in score_bad}
     scored = {str(i) for (i,) in env.db(f"SELECT id FROM `{env.database}`.predictions")}
     assert scored == good_ids and len(good_ids) == len(score_messages) - len(score_bad)
+    # Every good outcome loaded, with its value.
+    outcome_messages, outcome_bad = topics["outcomes"]
+    good_outcomes = {tuple(m.decode().split(",")) for i, m in enumerate(outcome_messages)
+                     if i not in outcome_bad}
+    loaded = {(str(i), str(m)) for i, m in env.db(
+        f"SELECT id, `match` FROM `{env.database}`.outcomes")}
+    assert loaded == good_outcomes
+    assert len(good_outcomes) == len(outcome_messages) - len(outcome_bad)
 
     # Every bad message: exactly one row, at its offset, with its reason and its bytes.
     metrics_fingerprints = {f for (f,) in env.db(
@@ -281,7 +322,7 @@ def test_bad_messages_are_skipped_and_recorded_once_each(
         batches = env.catalog("PIPELINES_BATCHES", "BATCH_EARLIEST_OFFSET, BATCH_LATEST_OFFSET",
                               pipeline, "AND BATCH_PARTITION_STATE = 'Succeeded'")
         starts = {fingerprint(encode_frames(messages[a:b])): int(a) for a, b in batches}
-        assert len(batches) == (1 if role == "training" else 2)
+        assert len(batches) == (2 if role == "scoring" else 1)
         rows = env.db(
             f"SELECT batch_fingerprint, `position`, reason, message_bytes, message_sha256, "
             f"message, loaded_at FROM `{env.database}`.rejected_rows WHERE pipeline_name = %s",
@@ -318,6 +359,7 @@ FROM `{database}`.rejected_rows r
 JOIN `{catalog}`.PIPELINES_BATCHES b
   ON b.DATABASE_NAME = '{database}'
  AND b.PIPELINE_NAME = CASE r.pipeline_name WHEN 'training' THEN 'training_rejects'
+                                            WHEN 'outcomes' THEN 'outcomes_rejects'
                                             ELSE 'scoring_rejects' END
  AND b.BATCH_ID = r.batch_id
  AND b.BATCH_PARTITION_STATE = 'Succeeded'

@@ -14,6 +14,7 @@ from matchstream.stack import Stack
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCORE_ROWS = 975  # data rows of data/score.csv
+WITHHELD = SCORE_ROWS // 50  # the demo never sends every 50th outcome
 
 
 def query(config: Config, sql: str) -> list[tuple[object, ...]]:
@@ -32,10 +33,11 @@ def test_demo_trains_and_scores_concurrently_with_every_row_once(stack: Config) 
     engine_stack.up()
     lines: list[str] = []
     try:
-        text = run_demo(stack, DemoOptions(reset=True, score_rate=25.0), emit=lines.append)
+        text = run_demo(stack, DemoOptions(reset=True, score_rate=25.0, outcome_delay_s=5.0),
+                        emit=lines.append)
     finally:
         engine_stack.engine.process.stop()
-    assert "Live scoring accuracy" in text
+    print("\n".join([*lines, text]))  # the run's output, for whoever reads the test log
 
     # Exactly one prediction per scoring row, no more, no less.
     assert query(stack, "SELECT COUNT(*), COUNT(DISTINCT id) FROM predictions") == [
@@ -78,4 +80,29 @@ def test_demo_trains_and_scores_concurrently_with_every_row_once(stack: Config) 
                  "<=> IF(model_version = 1, NULL, model_version - 1)") == [(0,)]
     assert query(stack, "SELECT COUNT(*) FROM model_lineage WHERE kind = 'learned'") == [
         (metrics_rows,)]
-    assert query(stack, "SELECT scored FROM live_scoring_accuracy") == [(SCORE_ROWS,)]
+
+    # Outcomes streamed: all but the withheld ones arrived, each at least the delay after its
+    # scoring row was sent, so most while scoring was still going on; the rest are awaited.
+    assert any(f"{WITHHELD} never sent" in line for line in lines), lines
+    assert query(stack, "SELECT COUNT(*) FROM outcomes") == [(SCORE_ROWS - WITHHELD,)]
+    assert query(stack, "SELECT scored, awaiting_outcome FROM live_scoring_accuracy") == [
+        (SCORE_ROWS - WITHHELD, WITHHELD)]
+    ((overlap,),) = query(stack, "SELECT COUNT(*) FROM outcomes o WHERE o.loaded_at < "
+                          "(SELECT MAX(loaded_at) FROM predictions)")
+    assert overlap > 0, "no outcome arrived while scoring was still going on"
+    assert query(stack, "SELECT SUM(awaiting_outcome), SUM(predictions) FROM "
+                 "live_quality_per_version") == [(WITHHELD, SCORE_ROWS)]
+    assert query(stack, "SELECT COUNT(*) FROM prediction_staleness") == [(SCORE_ROWS,)]
+    assert query(stack, "SELECT COUNT(*) FROM rejected_rows") == [(0,)]
+
+    # The summary a newcomer reads: live AUC beside accuracy, the awaited count, the threshold's
+    # trade in words, with the figures of the live view (not constants).
+    ((auc, precision, recall, always_no),) = query(
+        stack, "SELECT auc, `precision`, recall, accuracy_baseline FROM live_scoring_accuracy")
+    assert 0.5 < float(auc) < 1
+    assert "| judged | awaiting_outcome | auc" in text
+    assert f"{WITHHELD} predictions await their outcome" in text
+    assert (f"catches {100 * float(recall):.0f}% of the real matches and "
+            f"{100 * float(precision):.0f}% of its predicted matches are real; always answering "
+            f'"no match" would be {100 * float(always_no):.0f}% accurate') in text
+    assert "The five versions that scored the most dates" in text

@@ -79,3 +79,23 @@ def test_an_id_that_predictions_id_would_refuse_is_rejected_before_sending(tmp_p
         (7, fits + "'9223372036854775808'"),
         (8, "id is empty"),
     ]
+
+
+def test_an_outcomes_file_is_checked_as_id_and_label_rows(tmp_path: Path) -> None:
+    path = tmp_path / "outcomes.csv"
+    path.write_text("id,match\n11,1\nabc,0\n12,2\n13,\n14,0\n15,1,0\n")
+    checked = check_file(path, spec=SPEC, role="outcomes")
+    assert (checked.rows, checked.id_index) == (6, 0)
+    assert [(r.line, r.reason) for r in checked.rejected] == [
+        (3, "id must be an integer that fits BIGINT (outcomes.id), got 'abc'"),
+        (4, "label must be 0 or 1, got '2'"),
+        (5, "value is missing"),
+        (7, "expected 2 fields (id, match), got 3"),
+    ]
+
+
+def test_a_scoring_file_is_not_an_outcomes_file(tmp_path: Path) -> None:
+    path = tmp_path / "score.csv"
+    path.write_text("\n".join(SCORE[:3]) + "\n")
+    with pytest.raises(CsvFileError, match=r":1: wrong header for outcomes rows: .*unexpected"):
+        check_file(path, spec=SPEC, role="outcomes")

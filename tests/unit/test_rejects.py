@@ -118,7 +118,7 @@ def _mixed_batch(n: int) -> list[bytes]:
 def test_rejects_exactly_what_training_skips_on_both_paths(n: int) -> None:
     lines = _mixed_batch(n)
     skipped = decode_batch(lines, SPEC, with_label=True, skip_bad=True).skipped
-    found = list(find_rejects(lines, SPEC, with_label=True))
+    found = list(find_rejects(lines, SPEC, rows="training"))
     assert [(b.index, b.column, b.reason) for b in found] == [
         (b.index, b.column, b.reason) for b in skipped]
     assert len(found) > 20
@@ -126,7 +126,36 @@ def test_rejects_exactly_what_training_skips_on_both_paths(n: int) -> None:
 
 def test_reject_rows_fingerprint_is_train_py_input_fingerprint() -> None:
     raw = encode_frames([TRAIN[0], b"junk", TRAIN[1]])
-    (line,) = reject_rows(raw, SPEC, with_label=True).splitlines()
+    (line,) = reject_rows(raw, SPEC, rows="training").splitlines()
     assert line.split(b"\t")[0].decode() == fingerprint(raw) == hashlib.sha256(raw).hexdigest()
-    assert reject_rows(encode_frames(TRAIN[:5]), SPEC, with_label=True) == b""
-    assert reject_rows(b"", SPEC, with_label=False) == b""
+    assert reject_rows(encode_frames(TRAIN[:5]), SPEC, rows="training") == b""
+    assert reject_rows(b"", SPEC, rows="scoring") == b""
+
+
+def test_outcome_rejects_are_what_outcomes_py_leaves_out() -> None:
+    import io
+    import sys
+
+    sys.path.insert(0, str(REPO / "transforms"))
+    try:
+        import outcomes as outcomes_py  # transforms/outcomes.py
+    finally:
+        sys.path.pop(0)
+    messages = [b"11,1", b"12,0\r\n", b"abc,1", b"13,1.5", b"", b"id,match", b"14,1,0", b"15,0"]
+    raw = encode_frames(messages)
+    rejects = reject_rows(raw, SPEC, rows="outcomes").splitlines()
+    assert [line.split(b"\t")[1:3] for line in rejects] == [
+        [b"2", b"column 'id': id must be an integer that fits BIGINT (outcomes.id), got 'abc'"],
+        [b"3", b"column 'match': label must be 0 or 1, got '1.5'"],
+        [b"4", b"empty message"],
+        [b"5", b"this is the CSV header; send data rows only"],
+        [b"6", b"expected 2 fields (id, match), got 3"],
+    ]
+    out = io.StringIO()
+    assert outcomes_py.main(io.BytesIO(raw), out, ["--spec", str(REPO / "data" / "features.json"),
+                                                   "--on-bad-row", "skip"]) == 0
+    assert out.getvalue() == "11\t1\n12\t0\n15\t0\n"
+    failing = io.StringIO()
+    assert outcomes_py.main(io.BytesIO(raw), failing,
+                            ["--spec", str(REPO / "data" / "features.json")]) == 1
+    assert failing.getvalue() == ""
