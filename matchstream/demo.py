@@ -409,6 +409,8 @@ def summary(config: Config) -> str:
                 "ORDER BY versions_from"
             ),
         ]
+        if _has_table(conn, "drift_alerts"):
+            parts += _drift_parts(rows, table)
         if "outcomes" in present:
             parts += _live_parts(rows, table)
         else:
@@ -445,6 +447,30 @@ def threshold_trade(precision: Any, recall: Any, always_no_match: Any) -> str:
         f"catches {_percent(recall)} of the real matches and {real}; always answering "
         f'"no match" would be {_percent(always_no_match)} accurate and catch none.'
     )
+
+
+def _drift_parts(rows: Callable[[str], tuple[list[str], list[tuple[Any, ...]]]],
+                 table: Callable[[str], str]) -> list[str]:
+    """The summary's lines on drift: how many alarms of each kind, and the strongest."""
+    _, ((alarms,),) = rows("SELECT COUNT(*) FROM drift_alerts")
+    head = ("Drift alarms (drift_alerts: a feature's PSI against what the model had learnt "
+            "reached 0.25, or Page-Hinkley saw the prequential loss rise):")
+    if not alarms:
+        return [head, "none"]
+    return [
+        head,
+        table(
+            "SELECT kind, COUNT(*) AS alarms, MIN(model_version) AS first_version, "
+            "MAX(model_version) AS last_version, ROUND(MAX(score), 3) AS highest_score "
+            "FROM drift_alerts GROUP BY kind ORDER BY kind"
+        ),
+        "The strongest feature alarms (the features that moved most, with their PSI):",
+        table(
+            "SELECT model_version, rows_seen_total, ROUND(score, 3) AS psi_max, detail "
+            "FROM drift_alerts WHERE kind = 'feature' ORDER BY score DESC, model_version "
+            "LIMIT 3"
+        ),
+    ]
 
 
 def _live_parts(rows: Callable[[str], tuple[list[str], list[tuple[Any, ...]]]],

@@ -106,3 +106,14 @@ def test_demo_trains_and_scores_concurrently_with_every_row_once(stack: Config) 
             f"{100 * float(precision):.0f}% of its predicted matches are real; always answering "
             f'"no match" would be {100 * float(always_no):.0f}% accurate') in text
     assert "The five versions that scored the most dates" in text
+
+    # Drift was measured on every batch (PSI once 500 rows are in the window and 500 before it;
+    # Page-Hinkley always), and the alarms in the view are exactly the flagged batches.
+    ((measured, with_psi, flagged),) = query(
+        stack, "SELECT COUNT(error_drift_score), COUNT(psi_max), "
+        "SUM(feature_drift) + SUM(error_drift) FROM training_metrics")
+    assert measured == metrics_rows and 0 < with_psi < metrics_rows
+    assert query(stack, "SELECT COUNT(*) FROM training_metrics WHERE psi_max IS NULL AND "
+                 "rows_seen_total > 1500") == [(0,)]
+    assert query(stack, "SELECT COUNT(*) FROM drift_alerts") == [(flagged,)]
+    assert "Drift alarms (drift_alerts" in text
