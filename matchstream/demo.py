@@ -58,10 +58,8 @@ class DemoError(MatchstreamError):
 
 @dataclass(frozen=True)
 class DemoOptions:
-    # Training rows arrive in ~21 s; each 500-row batch then takes the training pipeline several
-    # seconds (a fresh TensorFlow process per batch), so training spans about a minute and a
-    # half. Scoring is spread over that time (975 rows at 10/s) so it visibly moves from one
-    # model version to the next.
+    # Training rows arrive over ~21 s (3,209 at 150/s) and scoring rows over ~98 s (975 at
+    # 10/s), so scoring starts with the first versions and visibly moves to later ones.
     train_rate: float = 150.0
     score_rate: float = 10.0
     # Each date's true outcome goes to `outcomes` this long after its scoring row was sent: the
