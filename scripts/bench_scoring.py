@@ -7,10 +7,12 @@ Measures, in one run, on a private stack (fresh broker + MariaDB on free ports),
    comparison the engine's extractor reading the same range (no transform, no database);
 2. the engine end to end with an identity transform (framed stdin -> lines) into a table;
 3. the engine end to end with the real scoring pipeline of ``sql/10_pipelines.sql``
-   (``score.py``, ``REPLACE INTO predictions``), the batch size left at SingleStore's default;
+   (``score.py``, ``REPLACE INTO predictions``), the batch size left at SingleStore's default,
+   once per estimator: a version trained by ``train.py --model linear`` and one by
+   ``--model dnn``, each in its own model directory;
 
-each as a ratio to (1). Every run checks the rows that arrived. Usage:
-``.venv/bin/python scripts/bench_scoring.py [--rows 100000]``.
+each as a ratio to (1), and dnn's score.py rate as a ratio to linear's. Every run checks the
+rows that arrived. Usage: ``.venv/bin/python scripts/bench_scoring.py [--rows 100000]``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from matchstream.engine.extractor import Extractor
 from matchstream.engine.settings import open_connection
 from matchstream.engine.statements import execute
 from matchstream.framing import encode_frames
+from matchstream.ml.estimators import ESTIMATORS
 from matchstream.stack.engine_process import prepend_interpreter
 
 SPEC = ROOT / "data" / "features.json"
@@ -68,12 +71,15 @@ def _run(config: Config, work: Path, n: int) -> int:
     extractor.close()
     assert len(data.messages) == n
 
-    model_dir = work / "models"  # one version to score with, trained by train.py in-process
     train_lines = (ROOT / "data" / "train.csv").read_bytes().splitlines()[1:501]
-    subprocess.run([sys.executable, str(ROOT / "transforms" / "train.py"), "--model-dir",
-                    str(model_dir), "--spec", str(SPEC)], input=encode_frames(train_lines),
-                   env={**os.environ, "MATCHSTREAM_TRAINER": "cold"}, check=True,
-                   capture_output=True)
+    model_dirs = {}
+    for estimator in ESTIMATORS:  # one version each to score with, trained in-process
+        model_dirs[estimator] = work / f"models-{estimator}"
+        subprocess.run([sys.executable, str(ROOT / "transforms" / "train.py"), "--model-dir",
+                        str(model_dirs[estimator]), "--spec", str(SPEC), "--model", estimator],
+                       input=encode_frames(train_lines),
+                       env={**os.environ, "MATCHSTREAM_TRAINER": "cold"}, check=True,
+                       capture_output=True)
 
     conn = open_connection(config)
     with conn.cursor() as cursor:
@@ -83,15 +89,22 @@ def _run(config: Config, work: Path, n: int) -> int:
         cursor.execute("CREATE TABLE lines_out (line TEXT)")
     conn.commit()
     identity = identity_transform(work)
-    scoring = pipeline("scoring", sql_variables(config, model_dir), topic=topic)
     pipelines = {
         "identity": (f"CREATE PIPELINE identity AS LOAD DATA KAFKA "
                      f"'{config.kafka_bootstrap}/{topic}' WITH TRANSFORM "
                      f"('file://{identity}', '', '') INTO TABLE lines_out", "lines_out"),
-        "score.py": (scoring, "predictions"),
+        **{f"score.py {estimator}": (pipeline("scoring", sql_variables(config, directory),
+                                              topic=topic), "predictions")
+           for estimator, directory in model_dirs.items()},
     }
     rates = {}
     for name, (stmt, table_name) in pipelines.items():
+        with conn.cursor() as cursor:  # each scoring run loads every id anew
+            cursor.execute("DELETE FROM predictions")
+        conn.commit()
+        if name != "identity":  # the next model's pipeline reads the topic from offset 0 again
+            execute(parse_statement("DROP PIPELINE IF EXISTS scoring"), conn=conn,
+                    config=config, sql_dir=work)
         execute(parse_statement(stmt), conn=conn, config=config, sql_dir=work)
         running = "identity" if name == "identity" else "scoring"
         started = time.perf_counter()
@@ -106,6 +119,12 @@ def _run(config: Config, work: Path, n: int) -> int:
         conn.commit()
         expected = n if name == "identity" else len(set(values))  # REPLACE keeps one per id
         assert count == expected, (name, count, expected)
+        if name != "identity":
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT COUNT(DISTINCT model_version), MIN(model_version) "
+                               "FROM predictions")
+                assert cursor.fetchall()[0] == (1, 1), name
+            conn.commit()
     conn.close()
 
     print(f"\nrows: {n}, 1 partition, payload ~{size:.0f} bytes, one batch")
@@ -113,8 +132,12 @@ def _run(config: Config, work: Path, n: int) -> int:
     for label, rate in (("plain confluent-kafka consumer (the baseline)", plain),
                         ("the engine's extractor reading the range", read),
                         ("engine end to end, identity transform", rates["identity"]),
-                        ("engine end to end, score.py into predictions", rates["score.py"])):
+                        *((f"engine end to end, score.py, {e} model", rates[f"score.py {e}"])
+                          for e in ESTIMATORS)):
         print(f"{label:<46} {rate:>10,.0f} {rate / plain:>8.2f}")
+    for estimator in ESTIMATORS[1:]:
+        print(f"score.py with the {estimator} model / with the {ESTIMATORS[0]} model: "
+              f"{rates[f'score.py {estimator}'] / rates[f'score.py {ESTIMATORS[0]}']:.2f}")
     return 0
 
 

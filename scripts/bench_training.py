@@ -1,4 +1,5 @@
-"""Benchmark learning in the ingest path: the training pipeline end to end, warm and cold.
+"""Benchmark learning in the ingest path: the training pipeline end to end, warm and cold, for
+each estimator (``--model linear`` and ``--model dnn``).
 
 Measures, in one run, on a private stack (fresh broker + MariaDB on free ports), with the real
 training pipeline of ``sql/10_pipelines.sql`` (only its batch size changed) and real train.py:
@@ -6,15 +7,18 @@ training pipeline of ``sql/10_pipelines.sql`` (only its batch size changed) and 
 1. End to end training rate (``START PIPELINE ... FOREGROUND`` over a backlog of rows, until the
    cursor reaches the end), with 500-row and 10,000-row batches, for train.py's warm trainer
    (already started, as in steady state) and for ``--trainer cold`` (TensorFlow imported per
-   batch, the path before the warm trainer); the ratio warm / cold per batch size.
+   batch, the path before the warm trainer); the ratio warm / cold per batch size; all of it
+   for each estimator, and each dnn rate as a ratio to linear's in the same run.
 2. Freshness: 500-row training batches produced one after another into a running engine; the
    time from the producer's flush to the moment a scorer (``ModelStore.read_live_model``, what
    score.py calls) sees a version that learned the batch's last row; p50 and p95.
+   (Both estimators.)
 3. For scale: river's LogisticRegression, predict-then-learn one row at a time (progressive
    validation) on the same design matrix, in this process, without a pipeline.
 
 Every figure is checked: each run's versions equal its metrics rows and rows_seen_total equals
-the rows produced. Usage: ``.venv/bin/python scripts/bench_training.py [--quick]``.
+the rows produced. Usage:
+``.venv/bin/python scripts/bench_training.py [--quick] [--models linear,dnn]``.
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ class Bench:
         self.conn = open_connection(config)
         self.cases = 0
 
-    def pipeline(self, batch: int, mode: str, interval: int = 500) -> tuple[str, Path]:
+    def pipeline(self, batch: int, mode: str, estimator: str, interval: int = 500
+                 ) -> tuple[str, Path]:
         """A database, topic and training pipeline as sql/ defines them; returns db, model dir."""
         self.cases += 1
         name = f"t{self.cases}"
@@ -73,6 +78,7 @@ class Bench:
         self.conn.commit()
         stmt = pipeline("training", sql_variables(self.config, model_dir), topic=name,
                         batch=batch, interval_ms=interval)
+        stmt = stmt.replace("--spec", f"--model {estimator} --spec")
         if mode == "cold":
             stmt = stmt.replace("--spec", "--trainer cold --spec")
         self.sql(stmt)
@@ -102,25 +108,29 @@ class Bench:
         return int(count)
 
 
-def throughput(bench: Bench, batch: int, n: int, mode: str) -> tuple[float, int]:
-    database, model_dir = bench.pipeline(batch, mode)
+def throughput(bench: Bench, batch: int, n: int, mode: str, estimator: str) -> tuple[float, int]:
+    database, model_dir = bench.pipeline(batch, mode, estimator)
     warmup = 0
     if mode == "warm":  # the trainer of this model directory is up, as in steady state
         warmup = 500
-        train(TrainRequest(encode_frames(rows(warmup)), str(model_dir), str(SPEC)))
+        train(TrainRequest(encode_frames(rows(warmup)), str(model_dir), str(SPEC),
+                           estimator=estimator))
     bench.produce(database, rows(n)[warmup:] if warmup else rows(n))
     bench.conn.select_db(database)
     started = time.perf_counter()
     bench.sql("START PIPELINE training FOREGROUND")
     seconds = time.perf_counter() - started
     versions = bench.check(database, model_dir, n, outside=1 if warmup else 0)
+    head = ModelStore(model_dir).latest_version()
+    assert head is not None
+    assert ModelStore(model_dir).read_json(head, "metadata.json")["estimator"] == estimator
     stop_trainer(model_dir)
     return (n - warmup) / seconds, versions
 
 
-def freshness(bench: Bench, batches: int) -> list[float]:
+def freshness(bench: Bench, batches: int, estimator: str) -> list[float]:
     """Seconds from producing a 500-row batch to a scorer seeing a version that learned it."""
-    database, model_dir = bench.pipeline(500, "warm")
+    database, model_dir = bench.pipeline(500, "warm", estimator)
     settings = EngineSettings.from_config(bench.config, work_dir=bench.work / "work",
                                           unpack_dir=bench.work / "unpack",
                                           transform_timeout_s=300.0)
@@ -186,7 +196,10 @@ def river_rate() -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--quick", action="store_true", help="fewer rows (a smoke run)")
+    parser.add_argument("--models", default="linear,dnn",
+                        help="estimators to measure, comma-separated; the first is the baseline")
     args = parser.parse_args()
+    models = args.models.split(",")
     scale = 5 if args.quick else 1
     prepend_interpreter(__import__("os").environ)  # train.py's `#!/usr/bin/env python3`
     with private_stack("bench-training-") as (config, work):
@@ -194,21 +207,30 @@ def main() -> int:
         cases = [(500, 20_000 // scale, "warm"), (500, 2_000 // scale, "cold"),
                  (10_000, 100_000 // scale, "warm"), (10_000, 20_000, "cold")]
         results = {}
-        for batch, n, mode in cases:
-            rate, versions = throughput(bench, batch, n, mode)
-            results[(batch, mode)] = rate
-            print(f"  {mode:<4} batches of {batch:>6}: {n:>7} rows, {versions:>3} versions, "
-                  f"{rate:>9,.0f} rows/s", flush=True)
-        delays = freshness(bench, 20 // (2 if args.quick else 1))
+        delays = {}
+        for estimator in models:
+            for batch, n, mode in cases:
+                rate, versions = throughput(bench, batch, n, mode, estimator)
+                results[(estimator, batch, mode)] = rate
+                print(f"  {estimator:<6} {mode:<4} batches of {batch:>6}: {n:>7} rows, "
+                      f"{versions:>3} versions, {rate:>9,.0f} rows/s", flush=True)
+            delays[estimator] = freshness(bench, 20 // (2 if args.quick else 1), estimator)
         rate, auc = river_rate()
+    baseline = models[0]
     print("\ntraining pipeline end to end (rows/s)")
-    print(f"{'batch':>7} {'warm':>9} {'cold':>9} {'warm/cold':>10}")
-    for batch in (500, 10_000):
-        warm, cold = results[(batch, "warm")], results[(batch, "cold")]
-        print(f"{batch:>7} {warm:>9,.0f} {cold:>9,.0f} {warm / cold:>10.1f}")
-    q = statistics.quantiles(delays, n=20)
-    print(f"\nfreshness over {len(delays)} batches of 500: p50 {statistics.median(delays):.2f} s, "
-          f"p95 {q[18]:.2f} s, max {max(delays):.2f} s")
+    print(f"{'model':<7} {'batch':>7} {'warm':>9} {'cold':>9} {'warm/cold':>10} "
+          f"{'warm x ' + baseline:>14} {'cold x ' + baseline:>14}")
+    for estimator in models:
+        for batch in (500, 10_000):
+            warm, cold = results[(estimator, batch, "warm")], results[(estimator, batch, "cold")]
+            print(f"{estimator:<7} {batch:>7} {warm:>9,.0f} {cold:>9,.0f} {warm / cold:>10.1f} "
+                  f"{warm / results[(baseline, batch, 'warm')]:>14.2f} "
+                  f"{cold / results[(baseline, batch, 'cold')]:>14.2f}")
+    for estimator in models:
+        q = statistics.quantiles(delays[estimator], n=20)
+        print(f"\n{estimator}: freshness over {len(delays[estimator])} batches of 500: p50 "
+              f"{statistics.median(delays[estimator]):.2f} s, p95 {q[18]:.2f} s, max "
+              f"{max(delays[estimator]):.2f} s")
     print(f"river LogisticRegression, progressive validation in-process: {rate:,.0f} rows/s "
           f"(AUC {auc:.3f} over {len(LINES)} rows)")
     return 0

@@ -8,8 +8,9 @@
 3. Fit ``LogisticRegression()`` (defaults) on the same preprocessed features of all training
    rows at once and compute its AUC on the same rows.
 
-Exits 1 if the streaming AUC is more than ``--tolerance`` below the offline one.
-Usage: ``python scripts/compare_quality.py [--batch 500] [--tolerance 0.01]``
+``--model linear|dnn`` chooses train.py's estimator (the offline baseline stays the logistic
+regression). Exits 1 if the streaming AUC is more than ``--tolerance`` below the offline one.
+Usage: ``python scripts/compare_quality.py [--model linear] [--batch 500] [--tolerance 0.01]``
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from matchstream.framing import encode_frames  # noqa: E402
+from matchstream.ml.estimators import DEFAULT_ESTIMATOR, ESTIMATORS  # noqa: E402
 from matchstream.ml.features import decode_batch, design_matrix  # noqa: E402
 from matchstream.ml.spec import FeatureSpec  # noqa: E402
 from matchstream.ml.trainer_link import stop_trainer  # noqa: E402
@@ -48,6 +50,7 @@ def run(script: str, args: list[str], payloads: list[bytes]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="streaming vs offline ROC AUC", allow_abbrev=False)
+    parser.add_argument("--model", choices=ESTIMATORS, default=DEFAULT_ESTIMATOR)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--tolerance", type=float, default=0.01)
     args = parser.parse_args(argv)
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = str(Path(tmp) / "models")
         print("version  rows  prequential_auc  (metrics row of each batch, model before learning)")
         for start in range(0, len(train), args.batch):
-            row = run("train.py", ["--model-dir", model_dir, "--spec", str(spec_path)],
+            row = run("train.py", ["--model-dir", model_dir, "--spec", str(spec_path),
+                                   "--model", args.model],
                       train[start:start + args.batch]).split("\t")
             print(f"{row[0]:>7}  {row[1]:>4}  {row[5]}")
         out = run("score.py", ["--model-dir", model_dir], score)
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     baseline = np.mean([labels[i] == 0 for i in sb.ids])
 
     print(f"\nheld-out rows (waves 16-21): {len(rows)}; always-'no match' accuracy {baseline:.3f}")
-    print(f"streaming train.py (batches of {args.batch}, {len(train)} rows): "
+    print(f"streaming train.py --model {args.model} (batches of {args.batch}, {len(train)} rows): "
           f"ROC AUC {stream_auc:.4f}  ({stream_seconds:.1f} s)")
     print(f"scikit-learn LogisticRegression offline, same features:  ROC AUC {offline_auc:.4f}")
     gap = offline_auc - stream_auc

@@ -8,9 +8,10 @@ action row. A change and its row go together. In order:
    is refused before anything changes).
 2. Take the store lock (training waits), finish any publish a killed trainer left.
 3. Write the action row inside an open transaction.
-4. Change the directory: a rollback publishes a new version, a copy of the old one with its
-   weights, Adam state and totals, so training continues from them and scoring (which reads
-   ``LATEST`` per batch) follows within one batch; a pin writes ``PINNED``; unpin removes it.
+4. Change the directory: a rollback publishes a new version, a copy of the old one (every file
+   it has: weights, Adam state, totals, whatever an estimator saves), so training continues
+   from them and scoring (which reads ``LATEST`` per batch) follows within one batch; a pin
+   writes ``PINNED``; unpin removes it.
 5. Commit the row. If that fails, step 4 is undone and the error raised: nothing changed.
 """
 
@@ -143,11 +144,11 @@ def rollback(store: ModelStore, version: int, log: ActionLog, note: str | None =
         copy = {**metadata, "version": new, "parent_version": version, "created_at": created,
                 "batch_metrics": None, "rollback_of": version}
         lineage = Lineage(new, version, "rollback", None, None, created)
-        files = {"model.json": _json(model), "metadata.json": _json(copy),
-                 "optimizer.npz": (source / "optimizer.npz").read_bytes(),
-                 "lineage.json": lineage.to_json()}
-        if (source / "drift.json").is_file():  # the drift reference goes back with the model
-            files["drift.json"] = (source / "drift.json").read_bytes()
+        # Every file of the version as it is, then the three that name the version rewritten.
+        files = {path.name: path.read_bytes() for path in sorted(source.iterdir())
+                 if path.is_file()}
+        files.update({"model.json": _json(model), "metadata.json": _json(copy),
+                      "lineage.json": lineage.to_json()})
         previous = store.latest_version()
         with _undo_on_failure(lambda: _unpublish(store, new, previous)), \
                 log.record(Action("rollback", new, version, store.live_version(), note)):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from matchstream.errors import MatchstreamError
 
-__all__ = ["BadRow", "MlError", "ModelStoreError", "NoModelYet", "SpecError"]
+__all__ = ["BadRow", "EstimatorMismatch", "MlError", "ModelStoreError", "NoModelYet", "SpecError"]
 
 
 class MlError(MatchstreamError):
@@ -44,3 +44,8 @@ class ModelStoreError(MlError):
 
 class NoModelYet(ModelStoreError):
     """Scoring was asked for before any training batch published a version."""
+
+
+class EstimatorMismatch(ModelStoreError):
+    """``train.py --model X`` on a directory whose versions another estimator wrote: a model
+    directory holds one estimator (its versions continue each other's weights)."""

@@ -1,31 +1,24 @@
-"""The TensorFlow linear classifier: one sigmoid unit over the spec's preprocessed features.
+"""The TensorFlow linear classifier (``--model linear``): one sigmoid unit over the spec's
+preprocessed features, written as ``matchstream.linear/1``.
 
-The only module of matchstream that imports TensorFlow. Preprocessing (mean imputation,
-standardisation, one-hot) is written again here in TensorFlow ops rather than reusing
-:func:`matchstream.ml.features.design_matrix`, so the parity test compares two independent
-implementations of the same function. Everything runs in float64: in float32 the logit of ~20
-terms already differs from NumPy's by about 1e-6, the parity tolerance.
+With :mod:`matchstream.ml.dnn` and :mod:`matchstream.ml.tfmodel`, the only modules of
+matchstream that import TensorFlow.
 """
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-# Must be set before TensorFlow is imported: it silences the C++ start-up chatter on stderr.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+import numpy as np
 
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
+from matchstream.ml.model_json import linear_dict
+from matchstream.ml.numpy_scorer import NumpyScorer
+from matchstream.ml.spec import FeatureSpec
+from matchstream.ml.tfmodel import TfClassifier, tf, variable
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from matchstream.ml.numpy_scorer import NumpyScorer  # noqa: E402
-from matchstream.ml.spec import FeatureSpec  # noqa: E402
-
-tf.get_logger().setLevel("ERROR")
+if TYPE_CHECKING:
+    from matchstream.ml.classifier import Classifier
 
 __all__ = ["LinearModel", "TrainingParams"]
 
@@ -45,91 +38,30 @@ class TrainingParams:
     seed: int = 0
 
 
-class LinearModel:
+class LinearModel(TfClassifier):
+    estimator = "linear"
+
     def __init__(self, spec: FeatureSpec, params: TrainingParams = TrainingParams()) -> None:
-        self.spec = spec
-        self.params = params
-        self._means = tf.constant([f.mean for f in spec.numeric], dtype=tf.float64)
-        self._stds = tf.constant([f.std for f in spec.numeric], dtype=tf.float64)
-        self._depths = [len(f.vocabulary) for f in spec.categorical]
-        dim = len(spec.numeric) + sum(self._depths)
-        self.weights = keras.Variable(np.zeros((dim, 1)), dtype="float64", name="weights")
-        self.bias = keras.Variable(np.zeros(1), dtype="float64", name="bias")
-        self.optimizer = keras.optimizers.Adam(learning_rate=params.learning_rate)
-        self.optimizer.build([self.weights, self.bias])
-
-    # -- state -------------------------------------------------------------------------------
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        """Weights, bias and every optimizer slot (iterations, moments) as arrays."""
-        state = {"weights": np.asarray(self.weights.numpy()), "bias": np.asarray(self.bias.numpy())}
-        for i, var in enumerate(self.optimizer.variables):
-            state[f"optimizer_{i}"] = np.asarray(var.numpy())
-        return state
-
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.weights.assign(state["weights"])
-        self.bias.assign(state["bias"])
-        for i, var in enumerate(self.optimizer.variables):
-            var.assign(state[f"optimizer_{i}"])
+        # All zero: an untrained model answers 0.5 for every row.
+        self.weights = variable(np.zeros((self.input_width(spec), 1)), "weights")
+        self.bias = variable(np.zeros(1), "bias")
+        # The names and their order are optimizer.npz's keys since the first version.
+        super().__init__(spec, params, {"weights": self.weights, "bias": self.bias},
+                         [self.weights])
 
     def set_from_scorer(self, scorer: NumpyScorer) -> None:
-        """Load weights from a ``model.json`` (optimizer state stays fresh)."""
-        self.weights.assign(scorer.weights.reshape(-1, 1))
-        self.bias.assign([scorer.bias])
+        """Load weights from a linear ``model.json`` (optimizer state stays fresh)."""
+        ((weights, bias),) = scorer.layers
+        self.weights.assign(weights.reshape(-1, 1))
+        self.bias.assign(bias)
 
-    # -- function ----------------------------------------------------------------------------
-
-    def _logits(self, numeric: tf.Tensor, categorical: tf.Tensor) -> tf.Tensor:
-        filled = tf.where(tf.math.is_nan(numeric), self._means, numeric)
-        parts = [(filled - self._means) / self._stds]
-        # tf.one_hot gives an all-zero row for index -1, the code of an empty category field.
-        parts += [tf.one_hot(categorical[:, j], depth, dtype=tf.float64)
-                  for j, depth in enumerate(self._depths)]
-        x = tf.concat(parts, axis=1)
+    def _forward(self, x: Any) -> Any:
         return tf.squeeze(tf.matmul(x, self.weights), axis=1) + self.bias
 
-    def predict_proba(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-        logits = self._logits(tf.constant(numeric, tf.float64), tf.constant(categorical, tf.int64))
-        return np.asarray(tf.sigmoid(logits).numpy())
+    def model_dict(self, threshold: float, version: int) -> dict[str, Any]:
+        return linear_dict(self.spec, self.weights.numpy().ravel().tolist(),
+                           float(self.bias.numpy()[0]), threshold, version)
 
-    def learn(self, numeric: np.ndarray, categorical: np.ndarray, labels: np.ndarray,
-              sample_weight: np.ndarray, *, seed: int = 0) -> float:
-        """Continue training on one batch; returns the last minibatch's loss.
 
-        ``epochs`` passes, each over its own permutation of the rows (drawn here with NumPy, so
-        the order is reproducible from ``seed``), in minibatches of ``minibatch`` rows. The
-        whole loop runs inside one TensorFlow graph: a Python call per minibatch cost 8 times
-        more than the arithmetic (measured: 50 ms against 12 ms for 500 rows), with results
-        identical to the last bit.
-        """
-        rng = np.random.default_rng([self.params.seed, seed])
-        order = np.stack([rng.permutation(len(labels)) for _ in range(self.params.epochs)])
-        return float(self._epochs(
-            tf.constant(numeric, tf.float64), tf.constant(categorical, tf.int64),
-            tf.constant(labels, tf.float64), tf.constant(sample_weight, tf.float64),
-            tf.constant(order.reshape(self.params.epochs, -1), tf.int64)))
-
-    @tf.function(reduce_retracing=True)
-    def _epochs(self, numeric: Any, categorical: Any, labels: Any, weight: Any,
-                order: Any) -> Any:
-        n = tf.shape(order, out_type=tf.int64)[1]
-        size = tf.constant(self.params.minibatch, tf.int64)
-        loss = tf.constant(0.0, tf.float64)
-        for epoch in tf.range(tf.shape(order, out_type=tf.int64)[0]):
-            for step in tf.range((n + size - 1) // size):
-                rows = order[epoch, step * size:tf.minimum((step + 1) * size, n)]
-                loss = self._step(tf.gather(numeric, rows), tf.gather(categorical, rows),
-                                  tf.gather(labels, rows), tf.gather(weight, rows))
-        return loss
-
-    def _step(self, numeric: Any, categorical: Any, labels: Any, weight: Any) -> Any:
-        with tf.GradientTape() as tape:
-            logits = self._logits(numeric, categorical)
-            per_row = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
-            loss = (tf.reduce_sum(per_row * weight) / tf.reduce_sum(weight)
-                    + self.params.l2 * tf.reduce_sum(tf.square(self.weights)))
-        variables = [self.weights, self.bias]
-        grads = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
-        return loss
+if TYPE_CHECKING:  # mypy holds the class to the contract the trainer relies on
+    _CONFORMS: type[Classifier] = LinearModel

@@ -1,8 +1,9 @@
 """One scoring batch: the newest model version, one prediction per row, in input order.
 
 The body of ``transforms/score.py``. It must not import TensorFlow or pandas, and imports NumPy
-only for batches above :data:`~matchstream.ml.pure_scorer.SMALL_BATCH` rows, so a small batch
-costs little more than starting Python.
+only for batches above :func:`~matchstream.ml.pure_scorer.small_batch` rows (per model format;
+2,000 for both today), so a small batch costs little more than starting Python. Both model
+formats go through the same code: the scorers read either.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from matchstream.ml.errors import BadRow, ModelStoreError, SpecError
-from matchstream.ml.pure_scorer import SMALL_BATCH, PureScorer
+from matchstream.ml.pure_scorer import PureScorer, small_batch
 from matchstream.ml.rows import format_predictions, timestamp
 from matchstream.ml.store import ModelStore
 
@@ -59,7 +60,7 @@ def score_blocks(blocks: Iterable[tuple[int, list[bytes]]], store: ModelStore,
             scored_at = timestamp()
         version, data = loaded
         try:
-            if len(payloads) <= SMALL_BATCH:
+            if len(payloads) <= small_batch(data):
                 scorer = scorers.get(PureScorer) or _build(PureScorer, store, version, data)
                 scorers[PureScorer] = scorer
                 ids, probs, skipped = scorer.score(payloads, skip_bad=skip_bad)

@@ -7,19 +7,25 @@ transform that line would reach PIPELINES_ERRORS, so stderr is pointed at /dev/n
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 from collections.abc import Iterator
 from types import ModuleType
 
-__all__ = ["import_linear"]
+__all__ = ["import_linear", "import_model_module"]
+
+
+def import_model_module(name: str) -> ModuleType:
+    """A model module (one that imports TensorFlow, e.g. ``matchstream.ml.dnn``), imported with
+    stderr muted."""
+    with _muted_stderr():
+        return importlib.import_module(name)
 
 
 def import_linear() -> ModuleType:
     """:mod:`matchstream.ml.linear`, imported with stderr muted."""
-    with _muted_stderr():
-        from matchstream.ml import linear
-    return linear
+    return import_model_module("matchstream.ml.linear")
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from matchstream.errors import MatchstreamError
+from matchstream.ml.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from matchstream.ml.store import DEFAULT_KEEP
 
 __all__ = ["DEFAULT_IDLE_SECONDS", "TrainReply", "TrainRequest", "TrainerError", "read_message",
@@ -50,7 +51,8 @@ class ProtocolError(Exception):
 
 @dataclass(frozen=True)
 class TrainRequest:
-    """One batch for a trainer: the framed stdin bytes and what train.py was told."""
+    """One batch for a trainer: the framed stdin bytes and what train.py was told
+    (``estimator``: its ``--model``)."""
 
     raw: bytes
     model_dir: str
@@ -58,6 +60,7 @@ class TrainRequest:
     keep: int = DEFAULT_KEEP
     skip_bad: bool = False
     dry_run: bool = False
+    estimator: str = DEFAULT_ESTIMATOR
 
     def header(self) -> bytes:
         data = asdict(self)
@@ -66,8 +69,11 @@ class TrainRequest:
 
     @classmethod
     def from_header(cls, header: dict[str, Any], raw: bytes) -> TrainRequest:
+        estimator = str(header.get("estimator", DEFAULT_ESTIMATOR))
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {estimator!r}")
         return cls(raw, str(header["model_dir"]), str(header["spec_path"]), int(header["keep"]),
-                   bool(header["skip_bad"]), bool(header["dry_run"]))
+                   bool(header["skip_bad"]), bool(header["dry_run"]), estimator)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 :func:`train` in order:
 
+0. The directory's newest version was written by another estimator than ``--model``: refuse
+   at once, before TensorFlow or a trainer is started, so the directory stays as it was (the
+   trainer checks again under the store lock; this is the cheap early answer).
 1. ``cold`` mode: train in this process (imports TensorFlow, about 4 s) and return.
 2. Connect to the directory's trainer; if none answers, start one (a detached process in its own
    session, stdio on ``DIR/.trainer.log``, so it outlives this transform and holds none of the
@@ -26,6 +29,10 @@ import sys
 import time
 from pathlib import Path
 
+from matchstream.errors import MatchstreamError
+from matchstream.ml.errors import EstimatorMismatch
+from matchstream.ml.estimators import refuse_other
+from matchstream.ml.store import ModelStore
 from matchstream.ml.train_protocol import (
     ProtocolError,
     TrainerError,
@@ -47,8 +54,11 @@ _POLL_S = 0.02
 
 def train(request: TrainRequest, *, mode: str = "warm",
           idle_seconds: float = 300.0) -> TrainReply:
-    """Steps 1-4 of the module docstring."""
-    if mode == "cold" or not request.raw:  # an empty batch: nothing to learn, no TensorFlow
+    """Steps 0-4 of the module docstring."""
+    if not request.raw:  # an empty batch: nothing to learn, no TensorFlow
+        return _in_process(request, ())
+    _refuse_other_estimator(request)
+    if mode == "cold":
         return _in_process(request, ())
     try:
         sock = _connect_or_start(Path(request.model_dir), idle_seconds,
@@ -69,6 +79,20 @@ def train(request: TrainRequest, *, mode: str = "warm",
         raise TrainerError(str(reply.get("error")))
     return _in_process(request, (f"warm trainer failed ({reply.get('error')}): training "
                                  "in-process",))
+
+
+def _refuse_other_estimator(request: TrainRequest) -> None:
+    """Step 0. Anything else wrong with the directory (missing, corrupt) is left to the
+    trainer, which words it as it always has."""
+    store = ModelStore(request.model_dir)
+    try:
+        head = store.latest_version()
+        if head is not None:
+            refuse_other(store, head, request.estimator)
+    except EstimatorMismatch:
+        raise
+    except (MatchstreamError, OSError, ValueError, KeyError, TypeError):
+        return
 
 
 def _in_process(request: TrainRequest, notes: tuple[str, ...]) -> TrainReply:

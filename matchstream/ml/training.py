@@ -16,11 +16,15 @@ TensorFlow model object (and its traced functions) between batches. A batch, in 
 4. Score the batch with the head version (LATEST) and compute the metrics: the parent has not
    seen these rows, so they are honest held-out figures.
 5. Continue training from the parent's weights and Adam state, with class weights balanced on
-   the running totals; choose the threshold maximising F1 under the new weights.
+   the running totals; choose the threshold maximising F1 under the new weights. The parent
+   must have been written by the estimator asked for (``--model``): a directory holds one.
 6. Publish version ``N`` with its lineage (parent, fingerprint, metrics row) and print the row.
 
 A dry run (``TEST PIPELINE`` on the local engine) does 1, 4 and 5 and prints the row it would
 load, without touching the model directory.
+
+The model itself is a :class:`~matchstream.ml.classifier.Classifier` built by
+:mod:`matchstream.ml.estimators`; nothing here depends on which one.
 """
 
 from __future__ import annotations
@@ -36,19 +40,19 @@ import numpy as np
 
 from matchstream import faults
 from matchstream.framing import fingerprint, split_frames
+from matchstream.ml import estimators
 from matchstream.ml.drift import DriftMonitor, DriftParams
 from matchstream.ml.errors import ModelStoreError, SpecError
 from matchstream.ml.features import Batch, decode_batch
 from matchstream.ml.metrics import best_f1_threshold, evaluate
-from matchstream.ml.numpy_scorer import NumpyScorer, model_dict
+from matchstream.ml.model_json import parse_model
 from matchstream.ml.rows import format_metrics, timestamp
 from matchstream.ml.spec import FeatureSpec
 from matchstream.ml.store import Lineage, ModelStore
-from matchstream.ml.tfimport import import_linear
 from matchstream.ml.train_protocol import TrainReply, TrainRequest
 
 if TYPE_CHECKING:
-    from matchstream.ml.linear import LinearModel, TrainingParams
+    from matchstream.ml.classifier import Classifier
 
 __all__ = ["DEFAULT_THRESHOLD", "Trainer", "fingerprint"]
 
@@ -62,7 +66,7 @@ class _Head:
     """The parent a batch learns from: its model and running totals."""
 
     version: int | None
-    model: LinearModel
+    model: Classifier
     threshold: float
     rows_seen_total: int
     positives_seen_total: int
@@ -71,11 +75,12 @@ class _Head:
 
 @dataclass
 class Trainer:
-    """Trains batches on model stores; keeps one TensorFlow model per spec between calls."""
+    """Trains batches on model stores; keeps one TensorFlow model per (estimator, spec)
+    between calls."""
 
-    params: TrainingParams | None = None
+    _models: dict[tuple[str, str], tuple[Classifier, dict[str, np.ndarray]]] = field(
+        default_factory=dict)
     drift_params: DriftParams = field(default_factory=DriftParams)
-    _models: dict[str, tuple[LinearModel, dict[str, np.ndarray]]] = field(default_factory=dict)
 
     def train(self, request: TrainRequest, *, on_replay: Callable[[str], None] | None = None
               ) -> TrainReply:
@@ -89,7 +94,7 @@ class Trainer:
             return TrainReply("", log)
         store = ModelStore(request.model_dir, keep=request.keep)
         if request.dry_run:
-            return self._dry_run(store, spec, batch, digest, log)
+            return self._dry_run(store, spec, batch, digest, log, request.estimator)
         store.ensure()
         with store.lock():
             store.recover()  # 2.
@@ -119,7 +124,7 @@ class Trainer:
                 if len(rest) == 0:
                     return TrainReply(replayed, log, old.version, replayed=True)
             version = store.next_version()
-            head = self._head(store, store.latest_version(), spec, rest)
+            head = self._head(store, store.latest_version(), spec, rest, request.estimator)
             files, row = self._learn(head, rest, version, digest, len(payloads),  # 4. and 5.
                                      replayed=replayed)
             faults.hit("trainer.after_learn")
@@ -127,7 +132,7 @@ class Trainer:
         return TrainReply(replayed + row, log, version)
 
     def _dry_run(self, store: ModelStore, spec: FeatureSpec, batch: Batch, digest: str,
-                 log: tuple[str, ...]) -> TrainReply:
+                 log: tuple[str, ...], estimator: str) -> TrainReply:
         """Steps 1, 4, 5 without the lock's file or a publish: the directory stays as it was."""
         exists = store.path.is_dir()
         learned = store.find_learned(digest) if exists else None
@@ -135,7 +140,7 @@ class Trainer:
             return TrainReply(learned.metrics_row, log, learned.version, replayed=True)
         parent = store.latest_version() if exists else None
         version = store.next_version() if exists else 1
-        head = self._head(store, parent, spec, batch)
+        head = self._head(store, parent, spec, batch, estimator)
         _, row = self._learn(head, batch, version, digest, 0)
         return TrainReply(row, (*log, "dry run: nothing published"), version)
 
@@ -172,8 +177,7 @@ class Trainer:
                   "error_drift_score": round(drift.error_drift_score, 6)}
         row = format_metrics(values)
         state = model.get_state()
-        scorer_json = model_dict(model.spec, state["weights"].ravel(), float(state["bias"][0]),
-                                 threshold, version)
+        scorer_json = model.model_dict(threshold, version)
         metadata = {
             "version": version,
             "parent_version": head.version,
@@ -181,6 +185,7 @@ class Trainer:
             "rows_seen_total": seen,
             "positives_seen_total": positives,
             "threshold": threshold,
+            "estimator": model.estimator,
             "batch_metrics": values,
             "training": {"params": asdict(model.params),
                          "class_weights": {"0": w_neg, "1": w_pos}},
@@ -201,50 +206,52 @@ class Trainer:
         }, row
 
     def _head(self, store: ModelStore, parent: int | None, spec: FeatureSpec,
-              batch: Batch) -> _Head:
-        """The parent's model and totals: a fresh all-zero model without one. Loaded from disk
-        every time (a few milliseconds), so warm and cold start from the same bytes even after
-        a rollback or a batch that another trainer learnt."""
+              batch: Batch, estimator: str) -> _Head:
+        """The parent's model and totals: a fresh model (its initial weights) without one.
+        Loaded from disk every time (a few milliseconds), so warm and cold start from the same
+        bytes even after a rollback or a batch that another trainer learnt."""
         if parent is None:
             if spec.needs_stats:
                 means = np.nanmean(batch.numeric, axis=0) if len(batch) else []
                 stds = np.nanstd(batch.numeric, axis=0) if len(batch) else []
                 spec = spec.with_stats(np.nan_to_num(means).tolist(),
                                        np.nan_to_num(stds).tolist())
-            model, initial = self._model_for(spec)
+            model, initial = self._model_for(estimator, spec)
             model.set_state(initial)
             return _Head(None, model, DEFAULT_THRESHOLD, 0, 0,
                          DriftMonitor(model.spec, self.drift_params))
+        estimators.refuse_other(store, parent, estimator)
         try:
-            scorer = NumpyScorer.from_dict(store.read_json(parent, "model.json"))
+            parsed = parse_model(store.read_json(parent, "model.json"))
             metadata = store.read_json(parent, "metadata.json")
             with np.load(store.version_dir(parent) / "optimizer.npz") as npz:
                 saved = {k: npz[k] for k in npz.files}
-        except (OSError, KeyError, ValueError, SpecError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, SpecError) as exc:
             raise ModelStoreError(f"cannot load parent version: {exc}",
                                   path=store.version_dir(parent)) from exc
-        if _layout(scorer.spec) != _layout(spec):
+        if _layout(parsed.spec) != _layout(spec):
             raise SpecError(f"differs from the spec of model version {parent} in {store.path} "
                             "(columns, features or vocabularies); train a new model directory",
                             path="--spec")
         try:
-            drift = DriftMonitor(scorer.spec, self.drift_params,
+            drift = DriftMonitor(parsed.spec, self.drift_params,
                                  _optional_json(store, parent, "drift.json"))
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise ModelStoreError(f"corrupt drift.json: {exc!r}",
                                   path=store.version_dir(parent) / "drift.json") from exc
-        model, _ = self._model_for(scorer.spec)
+        model, _ = self._model_for(estimator, parsed.spec)
         model.set_state(saved)
-        return _Head(parent, model, scorer.threshold, int(metadata["rows_seen_total"]),
+        return _Head(parent, model, parsed.threshold, int(metadata["rows_seen_total"]),
                      int(metadata["positives_seen_total"]), drift)
 
-    def _model_for(self, spec: FeatureSpec) -> tuple[LinearModel, dict[str, np.ndarray]]:
-        """One model object per spec (constants included): building one costs a TensorFlow
-        trace per batch, which was most of a warm batch's time."""
-        key = json.dumps(spec.to_dict(), sort_keys=True)
+    def _model_for(self, estimator: str, spec: FeatureSpec
+                   ) -> tuple[Classifier, dict[str, np.ndarray]]:
+        """One model object per estimator and spec (constants included), with its initial
+        state: building one costs a TensorFlow trace per batch, which was most of a warm
+        batch's time."""
+        key = (estimator, json.dumps(spec.to_dict(), sort_keys=True))
         if key not in self._models:
-            linear = import_linear()
-            model = linear.LinearModel(spec, self.params or linear.TrainingParams())
+            model = estimators.build(estimator, spec)
             self._models[key] = (model, model.get_state())
         return self._models[key]
 

@@ -15,6 +15,7 @@ from typing import BinaryIO, TextIO
 
 from matchstream.errors import MatchstreamError
 from matchstream.framing import iter_frame_blocks
+from matchstream.ml.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from matchstream.ml.store import DEFAULT_KEEP
 from matchstream.ml.train_protocol import DEFAULT_IDLE_SECONDS
 
@@ -28,6 +29,7 @@ EXIT_USAGE = 2  # argparse's own code for wrong arguments
 ENV_TRAINER = "MATCHSTREAM_TRAINER"
 ENV_TRAINER_IDLE = "MATCHSTREAM_TRAINER_IDLE_SECONDS"
 ENV_DRY_RUN = "MATCHSTREAM_DRY_RUN"
+ENV_MODEL = "MATCHSTREAM_MODEL"
 
 
 def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -52,6 +54,10 @@ def train_parser(prog: str, environ: Mapping[str, str] | None = None) -> argpars
                          "once per batch.")
     parser.add_argument("--spec", required=True, help="feature spec JSON (data/features.json)")
     keep_arg(parser)
+    parser.add_argument(
+        "--model", choices=ESTIMATORS, default=env.get(ENV_MODEL, DEFAULT_ESTIMATOR),
+        help=f"the estimator: linear (a linear classifier, default) or dnn (a small MLP); a "
+        f"model directory holds one, so it must match the directory's versions ({ENV_MODEL})")
     parser.add_argument(
         "--trainer", choices=("warm", "cold"), default=env.get(ENV_TRAINER, "warm"),
         help=f"warm: hand batches to the directory's long-lived trainer, started on demand "

@@ -1,6 +1,7 @@
 """Shared fixtures for the transform tests: the data files as frames, a helper to run a
 transform as the pipeline engine does (a subprocess, argv split on spaces), and one model store
-trained once per session because every train.py process pays for importing TensorFlow."""
+per estimator trained once per session because every train.py process pays for importing
+TensorFlow."""
 
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ def run_transform(script: Path, args: str, stdin: bytes, timeout: float = 300) -
                   proc.stderr.decode("utf-8", "replace"))
 
 
-def train_args(model_dir: Path) -> str:
-    return f"--model-dir {model_dir} --spec {SPEC}"
+def train_args(model_dir: Path, estimator: str = "linear") -> str:
+    return f"--model-dir {model_dir} --spec {SPEC} --model {estimator}"
 
 
 @pytest.fixture(scope="session")
@@ -55,20 +56,38 @@ def score_lines() -> list[bytes]:
     return data_lines("score.csv")
 
 
-@pytest.fixture(scope="session")
-def trained_store(tmp_path_factory: pytest.TempPathFactory, train_lines: list[bytes]) -> Path:
-    """A store with two versions from two real train.py runs (500 rows each). Read-only: tests
-    that write get a copy from ``store_copy``."""
-    model_dir = tmp_path_factory.mktemp("trained") / "models"
+def train_store(model_dir: Path, lines: list[bytes], estimator: str) -> Path:
+    """Two versions from two real train.py runs (500 rows each)."""
     for start in (0, 500):
-        result = run_transform(TRAIN, train_args(model_dir),
-                               encode_frames(train_lines[start:start + 500]))
+        result = run_transform(TRAIN, train_args(model_dir, estimator),
+                               encode_frames(lines[start:start + 500]))
         assert result.code == 0, result.stderr
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory: pytest.TempPathFactory, train_lines: list[bytes]) -> Path:
+    """A linear store with two versions. Read-only: tests that write get a copy from
+    ``store_copy``."""
+    return train_store(tmp_path_factory.mktemp("trained") / "models", train_lines, "linear")
+
+
+@pytest.fixture(scope="session")
+def trained_dnn_store(tmp_path_factory: pytest.TempPathFactory,
+                      train_lines: list[bytes]) -> Path:
+    """The same for ``--model dnn``; read-only too (``dnn_store_copy``)."""
+    return train_store(tmp_path_factory.mktemp("trained-dnn") / "models", train_lines, "dnn")
 
 
 @pytest.fixture
 def store_copy(trained_store: Path, tmp_path: Path) -> Path:
     target = tmp_path / "models"
     shutil.copytree(trained_store, target)
+    return target
+
+
+@pytest.fixture
+def dnn_store_copy(trained_dnn_store: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "dnn-models"
+    shutil.copytree(trained_dnn_store, target)
     return target

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from matchstream.framing import encode_frames, fingerprint
+from matchstream.ml.model_json import estimator_of
 from matchstream.ml.rejects import REJECT_COLUMNS
 from matchstream.ml.rows import METRICS_COLUMNS, PREDICTION_COLUMNS
 from matchstream.ml.spec import FeatureSpec
+from matchstream.ml.store import ModelStore
 
 from .conftest import REJECTS, REPO, SCORE, SPEC, TRAIN, Result, data_lines, run_transform
 
@@ -31,6 +33,7 @@ class Subject:
     columns: tuple[str, ...]
     rows_for: Callable[[int], int]  # input rows -> output rows
     mode: str = ""  # arguments that choose how the transform works (train.py's trainer)
+    estimator: str = "linear"  # the model directory it runs on holds this estimator's versions
 
     @property
     def records_bad_rows(self) -> bool:
@@ -53,7 +56,13 @@ SUBJECTS = {
     # train.py handing batches to its warm trainer (the default) and training in-process.
     "train-warm": Subject(TRAIN, TRAIN_LINES, METRICS_COLUMNS, lambda n: 1, "--trainer warm"),
     "train-cold": Subject(TRAIN, TRAIN_LINES, METRICS_COLUMNS, lambda n: 1, "--trainer cold"),
+    # The same two on a directory of MLP versions; score.py applying one.
+    "train-dnn-warm": Subject(TRAIN, TRAIN_LINES, METRICS_COLUMNS, lambda n: 1,
+                              "--model dnn --trainer warm", "dnn"),
+    "train-dnn-cold": Subject(TRAIN, TRAIN_LINES, METRICS_COLUMNS, lambda n: 1,
+                              "--model dnn --trainer cold", "dnn"),
     "score": Subject(SCORE, SCORE_LINES, PREDICTION_COLUMNS, lambda n: n),
+    "score-dnn": Subject(SCORE, SCORE_LINES, PREDICTION_COLUMNS, lambda n: n, "", "dnn"),
     # Good rows only in these batches: no row out.
     "rejects-training": Subject(REJECTS, TRAIN_LINES, REJECT_COLUMNS, lambda n: 0,
                                 "--rows training"),
@@ -101,6 +110,12 @@ def check_batch(subject: Subject, model_dir: Path) -> None:
     result = run_transform(subject.script, subject.args(model_dir), encode_frames(subject.lines))
     assert result.code == 0, result.stderr
     assert_pure(result, subject, subject.rows_for(len(subject.lines)))
+    if subject.script == TRAIN:  # the new version is the subject's estimator's, and says so
+        store = ModelStore(model_dir)
+        head = store.latest_version()
+        assert head == int(result.stdout.split("\t")[0]) == 3
+        assert estimator_of(store.read_json(head, "model.json")) == subject.estimator
+        assert store.read_json(head, "metadata.json")["estimator"] == subject.estimator
 
 
 def check_one_row(subject: Subject, model_dir: Path) -> None:
@@ -272,8 +287,10 @@ CASES = [(name, check) for name in sorted(SUBJECTS) for check in CHECKS
 @pytest.mark.parametrize(("name", "check"), CASES,
                          ids=[f"{name}-{check.__name__}" for name, check in CASES])
 def test_transform_contract(name: str, check: Callable[[Subject, Path], None],
-                            store_copy: Path) -> None:
-    check(SUBJECTS[name], store_copy)
+                            request: pytest.FixtureRequest) -> None:
+    subject = SUBJECTS[name]
+    fixture = "dnn_store_copy" if subject.estimator == "dnn" else "store_copy"
+    check(subject, request.getfixturevalue(fixture))
 
 
 def test_rejects_keeps_every_byte_of_a_bad_message_and_cuts_a_huge_one() -> None:

@@ -32,9 +32,9 @@ CLOCK_COLUMNS = {"trained_at", "train_seconds"}
 
 
 def train(model_dir: Path, stdin: bytes, mode: str = "warm", env: dict[str, str] | None = None,
-          extra: str = "") -> subprocess.CompletedProcess[str]:
+          extra: str = "", estimator: str = "linear") -> subprocess.CompletedProcess[str]:
     args = [sys.executable, str(TRAIN), "--model-dir", str(model_dir), "--spec", str(SPEC),
-            "--trainer", mode, *extra.split()]
+            "--trainer", mode, "--model", estimator, *extra.split()]
     done = subprocess.run(args, input=stdin, capture_output=True, timeout=300,
                           env={**os.environ, **(env or {})})
     return subprocess.CompletedProcess(args, done.returncode, done.stdout.decode(),
@@ -81,16 +81,20 @@ def model_dir(tmp_path: Path) -> Iterator[Path]:
     stop_trainer(path)
 
 
-def test_warm_and_cold_give_identical_versions_and_rows(tmp_path: Path, model_dir: Path) -> None:
+@pytest.mark.parametrize("estimator", ["linear", "dnn"])
+def test_warm_and_cold_give_identical_versions_and_rows(estimator: str, tmp_path: Path,
+                                                         model_dir: Path) -> None:
     cold_dir = tmp_path / "cold"
     warm_rows, cold_rows = [], []
     for stdin in BATCHES:
-        warm, cold = train(model_dir, stdin, "warm"), train(cold_dir, stdin, "cold")
+        warm = train(model_dir, stdin, "warm", estimator=estimator)
+        cold = train(cold_dir, stdin, "cold", estimator=estimator)
         assert warm.returncode == cold.returncode == 0, warm.stderr + cold.stderr
         warm_rows.append(warm.stdout)
         cold_rows.append(cold.stdout)
     assert [without_clock(r) for r in warm_rows] == [without_clock(r) for r in cold_rows]
     assert trainer_running(model_dir)
+    assert ModelStore(model_dir).read_json(3, "metadata.json")["estimator"] == estimator
     for version in (1, 2, 3):
         for name in ("model.json", "optimizer.npz"):
             warm_file = model_dir / "versions" / f"v{version:06d}" / name
@@ -99,11 +103,13 @@ def test_warm_and_cold_give_identical_versions_and_rows(tmp_path: Path, model_di
     check_chain(model_dir, warm_rows)
 
 
-def test_a_retried_batch_replays_its_row_and_the_model_does_not_move(model_dir: Path) -> None:
-    rows = [train(model_dir, stdin).stdout for stdin in BATCHES[:2]]
+@pytest.mark.parametrize("estimator", ["linear", "dnn"])
+def test_a_retried_batch_replays_its_row_and_the_model_does_not_move(estimator: str,
+                                                                      model_dir: Path) -> None:
+    rows = [train(model_dir, stdin, estimator=estimator).stdout for stdin in BATCHES[:2]]
     before = tree(model_dir / "versions")
     for stdin, row in zip(BATCHES[:2], rows, strict=True):  # both retried, in either order
-        again = train(model_dir, stdin)
+        again = train(model_dir, stdin, estimator=estimator)
         assert again.returncode == 0 and again.stdout == row
         assert "already learned" in again.stderr
     assert tree(model_dir / "versions") == before
@@ -145,15 +151,17 @@ def test_a_publish_cut_short_is_finished_or_undone(point: str, model_dir: Path,
     assert list(model_dir.glob(".tmp-*")) == []
 
 
-def test_dry_run_leaves_the_directory_byte_identical(model_dir: Path) -> None:
-    first = train(model_dir, BATCHES[0])
+@pytest.mark.parametrize("estimator", ["linear", "dnn"])
+def test_dry_run_leaves_the_directory_byte_identical(estimator: str, model_dir: Path) -> None:
+    first = train(model_dir, BATCHES[0], estimator=estimator)
     before = tree(model_dir)
     for mode in ("warm", "cold"):
-        dry = train(model_dir, BATCHES[1], mode, env={"MATCHSTREAM_DRY_RUN": "1"})
+        dry = train(model_dir, BATCHES[1], mode, env={"MATCHSTREAM_DRY_RUN": "1"},
+                    estimator=estimator)
         assert dry.returncode == 0, dry.stderr
         assert without_clock(dry.stdout)["model_version"] == "2"
         assert tree(model_dir) == before
-    real = train(model_dir, BATCHES[1])
+    real = train(model_dir, BATCHES[1], estimator=estimator)
     assert without_clock(real.stdout) == without_clock(dry.stdout)  # what TEST showed is loaded
     check_chain(model_dir, [first.stdout, real.stdout])
 

@@ -74,14 +74,16 @@ def setup_training(env: Env, model_dir: Path) -> None:
 class EngineProcess:
     """``python -m matchstream.engine`` on the session's stack, with extra environment."""
 
-    def __init__(self, env: Env, log: Path) -> None:
-        self.env, self.log = env, log
+    def __init__(self, env: Env, log: Path, estimator: str = "linear") -> None:
+        self.env, self.log, self.estimator = env, log, estimator
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, extra: dict[str, str] | None = None) -> None:
         child = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         child.update(self.env.config.with_(transform_timeout_s=120.0).to_env())
         child["MATCHSTREAM_TRAINER_IDLE_SECONDS"] = "20"
+        # sql/ names no estimator: train.py takes it from its variable, as a deployment would.
+        child["MATCHSTREAM_MODEL"] = self.estimator
         child.update(extra or {})
         prepend_interpreter(child)  # train.py's `#!/usr/bin/env python3` finds this venv
         with self.log.open("ab") as sink:
@@ -106,14 +108,18 @@ class EngineProcess:
 
 
 @pytest.fixture
-def training(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-             ) -> Iterator[tuple[Env, Path, EngineProcess]]:
+def training(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+             request: pytest.FixtureRequest) -> Iterator[tuple[Env, Path, EngineProcess]]:
+    """The pipeline, a model directory and an engine; ``linear`` unless parametrised with the
+    estimator (indirect)."""
+    estimator = getattr(request, "param", "linear")
     # TEST PIPELINE runs train.py from this process, as `matchstream sql` would (the CLI puts
     # its interpreter first on PATH the same way).
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    monkeypatch.setenv("MATCHSTREAM_MODEL", estimator)
     model_dir = tmp_path / "models"
     setup_training(env, model_dir)
-    engine = EngineProcess(env, tmp_path / "engine.log")
+    engine = EngineProcess(env, tmp_path / "engine.log", estimator)
     try:
         yield env, model_dir, engine
     finally:
@@ -222,6 +228,21 @@ def test_warm_trainer_killed_mid_batch(point: str, training: Any, tmp_path: Path
     assert_learned_exactly_once(env, model_dir, lines)
 
 
+@pytest.mark.parametrize("training", ["dnn"], indirect=True)
+@pytest.mark.parametrize(("point", "dies"), [("engine.before_commit", True),
+                                             ("trainer.after_learn", False),
+                                             ("trainer.after_publish", False)])
+def test_the_dnn_learns_exactly_once_too(point: str, dies: bool, training: Any,
+                                          tmp_path: Path) -> None:
+    env, model_dir, lines = run_with_fault(training, tmp_path, point, dies=dies)
+    assert_learned_exactly_once(env, model_dir, lines)
+    store = ModelStore(model_dir)
+    assert {store.read_json(v, "metadata.json")["estimator"] for v in store.listed_versions()
+            } == {"dnn"}
+    if dies:  # published before the kill: the retry, through the trainer, replayed it
+        assert "replayed version 1" in (model_dir / ".trainer.log").read_text()
+
+
 def test_stop_during_a_training_batch(training: Any, tmp_path: Path) -> None:
     """STOP while the trainer holds a published version whose row is not loaded: the batch is
     rolled back; after START the retry replays that version's row."""
@@ -271,6 +292,7 @@ def tree(path: Path) -> dict[str, bytes]:
             for p in sorted(path.rglob("*"))}
 
 
+@pytest.mark.parametrize("training", ["linear", "dnn"], indirect=True)
 def test_test_pipeline_leaves_the_model_directory_byte_identical(training: Any) -> None:
     env, model_dir, engine = training
     produced(env, BATCH)
