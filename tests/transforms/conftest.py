@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / "transforms" / "train.py"
 SCORE = REPO / "transforms" / "score.py"
 REJECTS = REPO / "transforms" / "rejects.py"
+OUTCOMES = REPO / "transforms" / "outcomes.py"
 SPEC = REPO / "data" / "features.json"
 
 

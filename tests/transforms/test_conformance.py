@@ -21,7 +21,7 @@ from matchstream.ml.rows import METRICS_COLUMNS, PREDICTION_COLUMNS
 from matchstream.ml.spec import FeatureSpec
 from matchstream.ml.store import ModelStore
 
-from .conftest import REJECTS, REPO, SCORE, SPEC, TRAIN, Result, data_lines, run_transform
+from .conftest import OUTCOMES, REJECTS, REPO, SCORE, SPEC, TRAIN, Result, data_lines, run_transform
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,25 @@ class Subject:
     def with_label(self) -> bool:
         return self.script == TRAIN or "--rows training" in self.mode
 
+    @property
+    def outcome_rows(self) -> bool:
+        """Its rows are ``id,match`` outcomes (outcomes.py, rejects.py --rows outcomes)."""
+        return self.script == OUTCOMES or "--rows outcomes" in self.mode
+
+    @property
+    def uses_model_dir(self) -> bool:
+        return self.script in (TRAIN, SCORE)
+
     def args(self, model_dir: Path, extra: str = "") -> str:
-        where = "" if self.records_bad_rows else f"--model-dir {model_dir} "
+        where = f"--model-dir {model_dir} " if self.uses_model_dir else ""
         base = f"{where}--spec {SPEC} {self.mode}"
         return f"{base.strip()} {extra}".strip()
 
 
 TRAIN_LINES = data_lines("train.csv")[1000:1040]
 SCORE_LINES = data_lines("score.csv")[:40]
+OUTCOME_LINES = data_lines("score_labels.csv")[:40]
+OUTCOME_COLUMNS = ("id", "match")
 SUBJECTS = {
     # train.py handing batches to its warm trainer (the default) and training in-process.
     "train-warm": Subject(TRAIN, TRAIN_LINES, METRICS_COLUMNS, lambda n: 1, "--trainer warm"),
@@ -68,6 +79,10 @@ SUBJECTS = {
                                 "--rows training"),
     "rejects-scoring": Subject(REJECTS, SCORE_LINES, REJECT_COLUMNS, lambda n: 0,
                                "--rows scoring"),
+    # The true outcomes, sent later: id,match in, id and match out; their bad rows.
+    "outcomes": Subject(OUTCOMES, OUTCOME_LINES, OUTCOME_COLUMNS, lambda n: n),
+    "rejects-outcomes": Subject(REJECTS, OUTCOME_LINES, REJECT_COLUMNS, lambda n: 0,
+                                "--rows outcomes"),
 }
 
 
@@ -160,15 +175,21 @@ def check_unframed_csv(subject: Subject, model_dir: Path) -> None:
 
 def bad_row_cases(subject: Subject) -> list[tuple[bytes, str | None, str]]:
     """``(message, column at fault, whole reason)`` of a few bad rows of this subject's kind."""
-    columns = FeatureSpec.load(SPEC).input_columns(with_label=subject.with_label)
+    if subject.outcome_rows:
+        columns: tuple[str, ...] = OUTCOME_COLUMNS
+        table = "outcomes.id"
+    else:
+        columns = FeatureSpec.load(SPEC).input_columns(with_label=subject.with_label)
+        table = "predictions.id"
     second = subject.lines[0].split(b",")[1].decode()
+    listed = ", ".join(columns[:4]) + (", ..." if len(columns) > 4 else "")
     return [
         (b"", None, "empty message"),
-        (b"1,2,3", None, f"expected {len(columns)} fields ({', '.join(columns[:4])}, ...), got 3"),
+        (b"1,2,3", None, f"expected {len(columns)} fields ({listed}), got 3"),
         (b"\xff\xfe" + subject.lines[0][2:], None, "not valid UTF-8 (byte 0: b'\\xff')"),
         (subject.lines[0].replace(b",", b",x", 1), columns[1], f"'x{second}' is not a number"),
         (b"abc" + subject.lines[0][subject.lines[0].index(b","):], "id",
-         "id must be an integer that fits BIGINT (predictions.id), got 'abc'"),
+         f"id must be an integer that fits BIGINT ({table}), got 'abc'"),
     ]
 
 
@@ -189,8 +210,9 @@ def check_bad_rows(subject: Subject, model_dir: Path) -> None:
 
 
 def check_header_row(subject: Subject, model_dir: Path) -> None:
-    header = (REPO / "data" / ("train.csv" if subject.with_label else "score.csv")
-              ).read_bytes().splitlines()[0]
+    source = ("score_labels.csv" if subject.outcome_rows
+              else "train.csv" if subject.with_label else "score.csv")
+    header = (REPO / "data" / source).read_bytes().splitlines()[0]
     result = run_transform(subject.script, subject.args(model_dir),
                            encode_frames([header, *subject.lines[:2]]))
     reason = "this is the CSV header; send data rows only"
@@ -218,7 +240,7 @@ def check_skip_bad_rows(subject: Subject, model_dir: Path) -> None:
 
 
 def check_missing_model_dir(subject: Subject, model_dir: Path) -> None:
-    if subject.records_bad_rows:  # no model directory; its one file is the spec
+    if not subject.uses_model_dir:  # no model directory; its one file is the spec
         missing = model_dir.parent / "no" / "such" / "spec.json"
         result = run_transform(subject.script, subject.args(model_dir).replace(str(SPEC),
                                                                                 str(missing)),
@@ -251,7 +273,7 @@ def check_retry_is_idempotent(subject: Subject, model_dir: Path) -> None:
     first = run_transform(subject.script, subject.args(model_dir), stdin)
     again = run_transform(subject.script, subject.args(model_dir), stdin)
     assert first.code == again.code == 0, first.stderr + again.stderr
-    if subject.records_bad_rows:
+    if subject.records_bad_rows or subject.outcome_rows:
         assert again.stdout == first.stdout  # byte for byte
     elif subject.script == TRAIN:
         assert again.stdout == first.stdout  # byte for byte
@@ -265,7 +287,8 @@ def check_retry_is_idempotent(subject: Subject, model_dir: Path) -> None:
 
 def check_abbreviated_option(subject: Subject, model_dir: Path) -> None:
     """Only whole option names: `--model DIR` is an error, not `--model-dir DIR`."""
-    option = "--rows" if subject.records_bad_rows else "--model-dir"
+    option = ("--rows" if subject.records_bad_rows
+              else "--model-dir" if subject.uses_model_dir else "--spec")
     args = subject.args(model_dir).replace(option, option[:-2])
     result = run_transform(subject.script, args, encode_frames(subject.lines))
     assert result.code == 2 and result.stdout == ""
@@ -279,9 +302,10 @@ CHECKS = [check_batch, check_one_row, check_trailing_newlines, check_empty_input
           check_retry_is_idempotent]
 
 
-# rejects.py reads no model directory: a corrupt one is nothing to it (not a skipped case).
+# rejects.py and outcomes.py read no model directory: a corrupt one is nothing to them (not a
+# skipped case).
 CASES = [(name, check) for name in sorted(SUBJECTS) for check in CHECKS
-         if not (check is check_corrupt_model_dir and SUBJECTS[name].records_bad_rows)]
+         if not (check is check_corrupt_model_dir and not SUBJECTS[name].uses_model_dir)]
 
 
 @pytest.mark.parametrize(("name", "check"), CASES,
