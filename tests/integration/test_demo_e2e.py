@@ -117,3 +117,14 @@ def test_demo_trains_and_scores_concurrently_with_every_row_once(stack: Config) 
                  "rows_seen_total > 1500") == [(0,)]
     assert query(stack, "SELECT COUNT(*) FROM drift_alerts") == [(flagged,)]
     assert "Drift alarms (drift_alerts" in text
+
+    # Every question of sql/queries runs on the demo's database as `matchstream sql` runs it.
+    from matchstream.config import project_root
+    from matchstream.sqlrunner import ScriptSource, default_variables, run_sources
+
+    root = project_root()
+    for path in sorted((root / "sql" / "queries").glob("*.sql")):
+        printed: list[str] = []
+        run_sources([ScriptSource.from_file(path)], config=stack,
+                    variables=default_variables(stack), emit=printed.append)
+        assert printed and all("row" in p for p in printed), (path.name, printed)
