@@ -202,7 +202,8 @@ class Trainer:
             "metadata.json": _json(metadata),
             "optimizer.npz": optimizer.getvalue(),
             "lineage.json": lineage.to_json(),
-            "drift.json": _json(monitor.to_dict()),
+            # One line: with an indent json uses its pure-Python encoder, 8 ms a batch here.
+            "drift.json": (json.dumps(monitor.to_dict(), separators=(",", ":")) + "\n").encode(),
         }, row
 
     def _head(self, store: ModelStore, parent: int | None, spec: FeatureSpec,
