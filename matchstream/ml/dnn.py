@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from matchstream.ml.linear import TrainingParams
 from matchstream.ml.model_json import mlp_dict
 from matchstream.ml.spec import FeatureSpec
 from matchstream.ml.tfmodel import TfClassifier, tf, variable
@@ -27,18 +28,14 @@ __all__ = ["MlpModel", "MlpParams"]
 
 
 @dataclass(frozen=True)
-class MlpParams:
-    """How one batch is learned. 16 units and the linear model's epochs, minibatch and L2;
-    the learning rate is the middle of 0.001 / 0.003 / 0.01: at 0.01 the last versions chase
-    the last batch (held-out AUC 0.78), at 0.001 five epochs per batch learn too little (0.81).
-    The sweep is in docs/benchmarks.md ("Estimators: linear and dnn")."""
+class MlpParams(TrainingParams):
+    """How one batch is learned: the linear model's epochs, minibatch and L2, plus the hidden
+    width; the learning rate is the middle of 0.001 / 0.003 / 0.01: at 0.01 the last versions
+    chase the last batch (held-out AUC 0.78), at 0.001 five epochs per batch learn too little
+    (0.81). The sweep is in docs/benchmarks.md ("Estimators: linear and dnn")."""
 
-    hidden: int = 16
     learning_rate: float = 0.003
-    epochs: int = 5
-    minibatch: int = 64
-    l2: float = 1e-3
-    seed: int = 0
+    hidden: int = 16
 
 
 class MlpModel(TfClassifier):

@@ -10,7 +10,7 @@ and the module of an estimator (TensorFlow with it) is imported only when a mode
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from matchstream.ml.errors import EstimatorMismatch
 from matchstream.ml.model_json import estimator_of
@@ -43,11 +43,14 @@ def held_by(store: ModelStore, version: int) -> str:
     return estimator_of(store.read_json(version, "model.json"))
 
 
-def refuse_other(store: ModelStore, version: int, estimator: str) -> None:
-    """EstimatorMismatch unless ``version`` of ``store`` was written by ``estimator``."""
-    held = held_by(store, version)
+def refuse_other(store: ModelStore, version: int, estimator: str,
+                 model_json: dict[str, Any] | None = None) -> None:
+    """EstimatorMismatch unless ``version`` of ``store`` was written by ``estimator``;
+    ``model_json`` is the version's ``model.json`` when the caller has read it already."""
+    data = store.read_json(version, "model.json") if model_json is None else model_json
+    held = estimator_of(data)
     if held != estimator:
-        fmt = store.read_json(version, "model.json").get("format")
+        fmt = data.get("format")
         raise EstimatorMismatch(
             f"holds {held} model versions (newest {version_name(version)}, format {fmt}), "
             f"not {estimator}: a model directory keeps one estimator. Train --model "

@@ -221,9 +221,14 @@ class Trainer:
             model.set_state(initial)
             return _Head(None, model, DEFAULT_THRESHOLD, 0, 0,
                          DriftMonitor(model.spec, self.drift_params))
-        estimators.refuse_other(store, parent, estimator)
         try:
-            parsed = parse_model(store.read_json(parent, "model.json"))
+            model_json = store.read_json(parent, "model.json")  # once: check, then parse
+        except OSError as exc:
+            raise ModelStoreError(f"cannot load parent version: {exc}",
+                                  path=store.version_dir(parent)) from exc
+        estimators.refuse_other(store, parent, estimator, model_json)
+        try:
+            parsed = parse_model(model_json)
             metadata = store.read_json(parent, "metadata.json")
             with np.load(store.version_dir(parent) / "optimizer.npz") as npz:
                 saved = {k: npz[k] for k in npz.files}
