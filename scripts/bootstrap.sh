@@ -71,6 +71,17 @@ bootstrap_venv() {
   echo "$want" > "$stamp"
 }
 
+# What only the test suite needs: a real headless browser for the dashboard's page tests, and the
+# Kafka clients users bring (kcat; Node.js for a non-Python client). setup.sh does not need them.
+bootstrap_test_tools() {
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
 bootstrap() {
   bootstrap_system
   bootstrap_venv

@@ -6,6 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/bootstrap.sh
 . "$ROOT/scripts/bootstrap.sh"
 bootstrap
+bootstrap_test_tools
 cd "$ROOT"
 # The test session starts its own private stack on free ports: a developer's MATCHSTREAM_*
 # settings must not leak into it.
