@@ -72,6 +72,34 @@ def _warm_trainers_end_with_the_session(
     root = tmp_path_factory.getbasetemp()
     yield
     stop_trainers_under(root)
+    leaked = engine_pids_under(root)
+    for pid in leaked:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not leaked, f"pipeline engines outlived their tests (killed now): {leaked}"
+
+
+def engine_pids_under(root: Path) -> dict[int, Path]:
+    """``pid -> state dir`` of every pipeline engine whose state directory lies below ``root``:
+    a test that starts one (through `matchstream up` or a Stack) must stop it."""
+    found: dict[int, Path] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"matchstream.engine" not in argv:
+                continue
+            environ = dict(
+                item.split(b"=", 1) for item in (proc / "environ").read_bytes().split(b"\0")
+                if b"=" in item
+            )
+        except OSError:
+            continue
+        state = environ.get(b"MATCHSTREAM_STATE_DIR")
+        if state and root in Path(os.fsdecode(state)).parents:
+            found[int(proc.name)] = Path(os.fsdecode(state))
+    return found
 
 
 def trainer_pids_under(root: Path) -> dict[int, Path]:

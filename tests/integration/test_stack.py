@@ -61,7 +61,13 @@ def alive(pid: int) -> bool:
 def test_up_status_down_are_idempotent_and_leave_nothing_behind(tmp_path: Path) -> None:
     config = private_config(tmp_path / "state")
     env = env_for(config)
+    try:
+        _up_status_down(config, env)
+    finally:
+        Stack(config).down()  # `up` started the engine too: a failed assertion must not leak it
 
+
+def _up_status_down(config: Config, env: dict[str, str]) -> None:
     first = run_cli("up", env=env)
     assert first.returncode == 0, first.stderr
     assert "started broker" in first.stdout and "started MariaDB" in first.stdout
@@ -360,7 +366,7 @@ def test_an_interrupted_first_up_leaves_no_way_in_and_the_next_up_completes(
         _assert_password_only(config)
     finally:
         monkeypatch.undo()
-        stack.down()
+        Stack(config).down()  # the CLI's `up` above started the engine as well
 
 
 def _passwordless_data_dir(stack: Stack) -> None:
