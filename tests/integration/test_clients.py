@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -258,7 +258,7 @@ SOURCES = (*CLIENTS, "matchstream produce")
 
 
 @pytest.fixture(scope="module")
-def clients(stack: Config) -> Iterator[Callable[[str], Client]]:
+def clients(stack: Config) -> Callable[[str], Client]:
     """Each client by name, built when first asked for (kafkajs installs its package then)."""
     built: dict[str, Client] = {}
 
@@ -279,12 +279,12 @@ def clients(stack: Config) -> Iterator[Callable[[str], Client]]:
                 built[name] = KafkaJs(stack.kafka_bootstrap, install_node_modules())
         return built[name]
 
-    yield get
+    return get
 
 
 @pytest.fixture(scope="module")
 def produced(
-    stack: Config, clients: Callable[[str], Client]
+    stack: Config, clients: Callable[[str], Client], tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[str], tuple[str, list[Message]]]:
     """``source -> (topic, messages it wrote)``, each source producing once, when first asked."""
     done: dict[str, tuple[str, list[Message]]] = {}
@@ -294,7 +294,7 @@ def produced(
             topic = new_topic(stack, source.replace(" ", "-"))
             if source == "matchstream produce":
                 rows = TRAIN_LINES[1:6]
-                csv = Path(tempfile.mkdtemp(prefix="clients-")) / "train.csv"
+                csv = tmp_path_factory.mktemp("clients") / "train.csv"
                 csv.write_text("\n".join([TRAIN_LINES[0], *rows]) + "\n")
                 result = matchstream(stack, "produce", "-q", topic, str(csv), "--role",
                                      "training")
