@@ -94,6 +94,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if any(r.name == "mariadb" and r.answers for r in rows):
         print()
         print(_pipelines_text(_config(args)))
+    if any(r.name == "broker" and r.answers for r in rows):
+        print()
+        print(_clients_text(_config(args)))
     silent = [r.name for r in rows if not r.answers]
     if silent:
         print(
@@ -121,6 +124,18 @@ def _pipelines_text(config: Config) -> str:
             conn.close()
     except (MatchstreamError, pymysql.MySQLError) as exc:
         return f"pipelines: cannot read the catalog ({exc})"
+
+
+def _clients_text(config: Config) -> str:
+    """The Kafka clients found here and the kcat line that works against this broker (local
+    look-ups only: package versions and ``kcat -V``)."""
+    from matchstream.kafka_clients import client_rows, format_clients, kcat_command
+
+    rows, kcat = client_rows(config.state_dir)
+    line = None
+    if kcat.environment is not None:
+        line = kcat_command(config.kafka_bootstrap, ["-L"], kcat.environment)
+    return format_clients(rows, line)
 
 
 def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
@@ -229,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("up", cmd_up, "start the local stack (idempotent) and print how to connect"),
         ("down", cmd_down, "stop exactly the processes `up` started"),
         ("status", cmd_status, "show each component, its address and whether it answers, "
-         "then each pipeline's state, lag, latest batch time and latest error"),
+         "then each pipeline's state, lag, latest batch time and latest error, then the Kafka "
+         "clients found here and the kcat command line that works"),
     ):
         p = sub.add_parser(name, help=text, description=text)
         _add_stack_flags(p)
