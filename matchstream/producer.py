@@ -166,6 +166,11 @@ def check_file(path: Path, *, spec: Any, role: str, validate: bool = True) -> Ch
     with_label = role == "training"
     expected = outcome_columns(spec) if role == "outcomes" else spec.input_columns(
         with_label=with_label)
+    if path.exists() and not path.is_file():
+        # Rows are checked in one pass and sent in a second: a pipe would be empty the second
+        # time, and the run would say "sent 0 rows" with every row lost.
+        raise CsvFileError(path, 0, "not a regular file (a pipe or a process substitution can "
+                           "be read only once): write the rows to a file first")
     try:
         first = next(_lines(path), None)
     except OSError as exc:

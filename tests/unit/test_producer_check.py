@@ -99,3 +99,13 @@ def test_a_scoring_file_is_not_an_outcomes_file(tmp_path: Path) -> None:
     path.write_text("\n".join(SCORE[:3]) + "\n")
     with pytest.raises(CsvFileError, match=r":1: wrong header for outcomes rows: .*unexpected"):
         check_file(path, spec=SPEC, role="outcomes")
+
+
+def test_a_pipe_is_refused_instead_of_sending_nothing(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "rows.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(CsvFileError, match="not a regular file") as info:
+        check_file(fifo, spec=SPEC, role="scoring")
+    assert str(fifo) in str(info.value)
