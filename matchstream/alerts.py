@@ -146,12 +146,21 @@ def _statement(options: AlertsOptions, variables: Mapping[str, str]) -> Any:
 def publish_round(config: Config, options: AlertsOptions,
                   variables: Mapping[str, str] | None = None) -> int:
     """Steps 1 and 2 of the module docstring; returns how many alerts were published."""
+    from matchstream.engine.catalog import ensure_catalog
     from matchstream.engine.statements import Message, execute
     from matchstream.sqlrunner import default_variables
 
     statement = _statement(options, variables or default_variables(config))
-    conn = connect(config, options.database)
+    conn = connect(config)
     try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                           (options.database,))
+            if not cursor.fetchall():
+                raise AlertsError(f"database {options.database!r} does not exist: run "
+                                  "matchstream demo (or apply sql/ with matchstream sql)")
+        ensure_catalog(conn)
+        conn.select_db(options.database)
         catch_up(conn, config, options)
         conn.autocommit(False)  # pipeline statements run in explicit transactions
         result = execute(statement, conn=conn, config=config, sql_dir=options.statement.parent)

@@ -144,3 +144,23 @@ def test_one_publisher_at_a_time(env: Env):
     with publisher_lock(env.config), pytest.raises(AlertsError, match="another publisher"):
         with publisher_lock(env.config):
             pass
+
+
+def test_the_publisher_refuses_what_it_cannot_publish_safely(env: Env, tmp_path: Path):
+    statement = tmp_path / "publish.sql"
+    statement.write_text((SQL / "alerts" / "publish.sql").read_text()
+                         .replace("/alerts'", f"/{env.topic}'"))
+    options = AlertsOptions(database=env.database, topic=env.topic, statement=statement)
+    with pytest.raises(AlertsError, match="database 'no_such_db' does not exist"):
+        publish_round(env.config, AlertsOptions(database="no_such_db", topic=env.topic,
+                                                statement=statement))
+    with pytest.raises(AlertsError, match=r"pipeline '.*\.alerts_published' does not exist"):
+        publish_round(env.config, options)
+    with pytest.raises(AlertsError, match=r"publishes to topic '.*', but pipeline "
+                                          r"alerts_published records topic 'elsewhere'"):
+        publish_round(env.config, AlertsOptions(database=env.database, topic="elsewhere",
+                                                statement=statement))
+    with pytest.raises(AlertsError, match="topic 'no-such-topic' does not exist"):
+        statement.write_text("SELECT 1 AS id INTO KAFKA '${KAFKA}/no-such-topic'")
+        publish_round(env.config, AlertsOptions(database=env.database, topic="no-such-topic",
+                                                statement=statement))
