@@ -139,6 +139,17 @@ def test_a_publisher_killed_after_producing_and_restarted_publishes_each_alert_o
                   "alerts_published WHERE id = 41") == env.db(
         "SELECT probability, threshold, model_version, scored_at FROM match_alerts WHERE id = 41")
 
+    # A duplicate on the topic (another publisher, a hand-sent copy) is skipped by the primary
+    # key: the record keeps one row per id and its pipeline keeps running.
+    copied = int(messages[0].key)
+    before = env.db("SELECT loaded_at FROM alerts_published WHERE id = %s", [copied])
+    env.producer.send(env.topic, key=messages[0].key, value=messages[0].value)
+    env.producer.flush()
+    wait_for(lambda: sum(env.cursors("alerts_published").values()) == 32, what="the copy loaded")
+    assert env.count("alerts_published") == 31 and env.state("alerts_published") == "Running"
+    assert env.db("SELECT loaded_at FROM alerts_published WHERE id = %s", [copied]) == before
+    assert [e for e in env.errors("alerts_published") if e["ERROR_TYPE"] == "Error"] == []
+
 
 def test_one_publisher_at_a_time(env: Env):
     with publisher_lock(env.config), pytest.raises(AlertsError, match="another publisher"):
