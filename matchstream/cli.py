@@ -234,6 +234,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from matchstream.alerts import AlertsOptions, run_publisher
+
+    options = AlertsOptions(interval_s=args.interval, catch_up_timeout_s=args.catch_up_timeout)
+    total = run_publisher(_config(args), options, once=args.once,
+                          emit=lambda text: print(text, flush=True))
+    if args.once:
+        print(f"published {total} alerts to topic {options.topic}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="matchstream",
@@ -345,6 +356,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_stack_flags(demo)
     demo.set_defaults(func=cmd_demo)
+    alerts = sub.add_parser(
+        "alerts",
+        help="publish each new match alert to the alerts topic, exactly once",
+        description="Rounds of: wait until the pipeline alerts_published has loaded the whole "
+        "alerts topic, then SELECT ... INTO KAFKA every alert of match_alerts not on it yet "
+        "(sql/alerts/publish.sql). A crash cannot publish an alert twice (README: Alerts on "
+        "Kafka). Runs until Ctrl-C; --once runs one round.",
+    )
+    alerts.add_argument("--once", action="store_true", help="one round, then exit")
+    alerts.add_argument("--interval", type=_positive, default=2.0, metavar="SECONDS",
+                        help="pause between rounds (default 2)")
+    alerts.add_argument("--catch-up-timeout", type=_positive, default=120.0, metavar="SECONDS",
+                        help="how long a round waits for alerts_published to catch up with the "
+                        "topic before it fails (default 120)")
+    _add_stack_flags(alerts)
+    alerts.set_defaults(func=cmd_alerts)
     from matchstream.model_command import add_parser as add_model_parser
 
     add_model_parser(sub, _add_stack_flags)

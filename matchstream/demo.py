@@ -11,6 +11,9 @@ Steps (``run_demo``):
      use. Every 50th outcome is never sent: those predictions stay ``awaiting_outcome``.
   3. Wait until every pipeline's cursors reach the offsets the producer was acknowledged for on
      its topic (not a sleep); a pipeline in state Error ends the wait with its latest error.
+     From step 1 on, the alerts publisher (``matchstream alerts``, matchstream/alerts.py) runs
+     in a thread: each new row of ``match_alerts`` goes to the ``alerts`` topic exactly once;
+     after the wait a last round publishes the rest and ``alerts_published`` catches up.
   4. Print the summary.
 Progress is recorded in ``<state_dir>/demo.json``: a completed demo only prints the summary
 again, and a run interrupted after producing resumes at step 3 instead of sending the files a
@@ -46,9 +49,11 @@ PIPELINES = {
     "training_rejects": "training",
     "scoring_rejects": "scoring",
     "outcomes_rejects": "outcomes",
+    "alerts_published": "alerts",  # the producer sends nothing there: the alerts publisher does
 }
 # Pipelines that a run resumed from before sql/ had them may lack: nothing to wait for then.
-LATER_PIPELINES = ("training_rejects", "scoring_rejects", "outcomes", "outcomes_rejects")
+LATER_PIPELINES = ("training_rejects", "scoring_rejects", "outcomes", "outcomes_rejects",
+                   "alerts_published")
 SQL_FILES = ("00_schema.sql", "10_pipelines.sql", "20_views.sql")
 
 
@@ -229,6 +234,7 @@ def run_demo(config: Config, options: DemoOptions, emit: Callable[[str], None] =
         return summary(config)
 
     started = time.monotonic()
+    alerts = _AlertsThread(config, emit)
     if progress.get("phase") == "produced":
         # A run that sent the files and then stopped (timeout, Ctrl-C, a pipeline in Error):
         # sending them again would train on every row twice, so only the waiting is resumed.
@@ -237,11 +243,16 @@ def run_demo(config: Config, options: DemoOptions, emit: Callable[[str], None] =
             t: {int(p): int(o) for p, o in ends.items()}
             for t, ends in progress["end_offsets"].items()
         }
+        alerts.start()
     else:
-        targets = _apply_and_produce(config, options, root, emit)
+        targets = _apply_and_produce(config, options, root, emit, on_applied=alerts.start)
         _write_marker(marker, {"phase": "produced", "end_offsets": targets})
 
-    _wait_for_cursors(config, targets, options.timeout_s, emit)
+    try:
+        _wait_for_cursors(config, targets, options.timeout_s, emit)
+    finally:
+        alerts.stop()
+    alerts.finish()
     elapsed = time.monotonic() - started
     _write_marker(marker, {"phase": "done", "end_offsets": targets, "seconds": round(elapsed, 1)})
     emit(f"demo finished in {elapsed:.0f} s")
@@ -262,8 +273,77 @@ def _write_marker(marker: Path, data: dict[str, Any]) -> None:
     tmp.replace(marker)
 
 
+class _AlertsThread:
+    """The alerts publisher for the length of the demo, then a last round and the reload."""
+
+    def __init__(self, config: Config, emit: Callable[[str], None]) -> None:
+        from matchstream.alerts import AlertsOptions
+
+        self.config, self.emit = config, emit
+        self.options = AlertsOptions()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self.published = 0
+
+    def _present(self) -> bool:
+        conn = connect(self.config)
+        try:
+            from matchstream.engine.catalog import CATALOG_SCHEMA
+
+            return bool(_catalog(
+                conn, f"SELECT 1 FROM `{CATALOG_SCHEMA}`.PIPELINES WHERE DATABASE_NAME = %s "
+                "AND PIPELINE_NAME = %s", (DATABASE, self.options.pipeline)))
+        finally:
+            conn.close()
+
+    def _run(self) -> None:
+        from matchstream.alerts import run_publisher
+
+        try:
+            self.published += run_publisher(self.config, self.options, stop=self._stop,
+                                            emit=lambda _t: None)
+        except BaseException as exc:  # reported by finish(), in the caller's thread
+            self._failure = exc
+
+    def start(self) -> None:
+        if not self._present():
+            self.emit(f"no pipeline {self.options.pipeline}: this database predates alerts on "
+                      "Kafka (`matchstream demo --reset` runs the demo with them)")
+            return
+        self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.options.catch_up_timeout_s + 60)
+
+    def finish(self) -> None:
+        """After the pipelines caught up: the last alerts out, and alerts_published reloaded."""
+        from matchstream.alerts import AlertsError, catch_up, run_publisher
+
+        if self._thread is None:
+            return
+        if self._failure is not None:
+            raise DemoError(f"the alerts publisher failed: {self._failure}") from self._failure
+        try:
+            self.published += run_publisher(self.config, self.options, once=True,
+                                            emit=lambda _t: None)
+            conn = connect(self.config, DATABASE)
+            try:
+                catch_up(conn, self.config, self.options)
+            finally:
+                conn.close()
+        except AlertsError as exc:
+            raise DemoError(f"the alerts publisher failed: {exc}") from exc
+        self.emit(f"published {self.published} alerts to topic {self.options.topic} "
+                  "(matchstream alerts keeps publishing new ones)")
+
+
 def _apply_and_produce(
-    config: Config, options: DemoOptions, root: Path, emit: Callable[[str], None]
+    config: Config, options: DemoOptions, root: Path, emit: Callable[[str], None],
+    on_applied: Callable[[], None] = lambda: None,
 ) -> dict[str, dict[int, int]]:
     """Steps 1 and 2; returns each topic's offsets after what was sent."""
     from matchstream.ml.spec import FeatureSpec
@@ -284,6 +364,7 @@ def _apply_and_produce(
     )
     run_sources(sources, config=config, variables=variables, emit=lambda _t: None)
     emit("applied sql/00_schema.sql, 10_pipelines.sql, 20_views.sql; pipelines started")
+    on_applied()
 
     spec = FeatureSpec.load(variables["FEATURES"])
     reports: dict[str, ProduceReport] = {}
@@ -409,6 +490,16 @@ def summary(config: Config) -> str:
         ]
         if _has_table(conn, "drift_alerts"):
             parts += _drift_parts(rows, table)
+        if _has_table(conn, "alerts_published") and _has_table(conn, "alerts_to_publish"):
+            parts += [
+                "Alerts on Kafka (match_alerts, the rows on the `alerts` topic as "
+                "alerts_published loaded them back, and those not published yet):",
+                table(
+                    "SELECT (SELECT COUNT(*) FROM match_alerts) AS match_alerts, "
+                    "(SELECT COUNT(*) FROM alerts_published) AS on_alerts_topic, "
+                    "(SELECT COUNT(*) FROM alerts_to_publish) AS not_yet_published"
+                ),
+            ]
         if "outcomes" in present:
             parts += _live_parts(rows, table)
         else:

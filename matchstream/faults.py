@@ -52,6 +52,7 @@ POINTS = (
     "store.after_rename",  # the version is in versions/, LATEST not moved yet
     "trainer.after_learn",  # the warm trainer learnt a batch, nothing published
     "trainer.after_publish",  # the warm trainer published, the reply not sent
+    "alerts.after_publish",  # an alerts round was delivered, alerts_published not reloaded
 )
 
 

@@ -24,7 +24,7 @@ SQL_DIR="${MATCHSTREAM_SQL_DIR:-$ROOT/sql}"
 
 # Fixed by issue 5: the database sql/00_schema.sql creates and the pipelines/topics.
 DATABASE="speed_dating"
-TOPICS=(training scoring outcomes)
+TOPICS=(training scoring outcomes alerts)
 # Every pipeline of sql/10_pipelines.sql; each reads the topic its name starts with (a reject
 # pipeline records the bad messages its demo pipeline skips, in rejected_rows).
 PIPELINES=(training scoring outcomes training_rejects scoring_rejects outcomes_rejects)

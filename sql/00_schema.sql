@@ -108,3 +108,20 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
     loaded_at         DATETIME(6) NULL,
     KEY (pipeline_name, loaded_at)
 );
+
+-- --- Alerts on Kafka (README, "Alerts on Kafka") ------------------------------------------
+-- What is on the `alerts` topic: the pipeline alerts_published (sql/10_pipelines.sql) loads
+-- every message of the topic back, so this table holds exactly the ids that were published,
+-- once each (the primary key; a duplicate message would be skipped, never loaded twice). The
+-- publisher (`matchstream alerts`, matchstream/alerts.py) publishes only the alerts not in it,
+-- after the pipeline has caught up with the topic's end: the topic is the record, this table its
+-- copy. The columns are the message's fields, in order (sql/alerts/publish.sql).
+CREATE TABLE IF NOT EXISTS alerts_published (
+    id            BIGINT NOT NULL,
+    probability   DOUBLE NOT NULL,
+    threshold     DOUBLE NOT NULL,
+    model_version INT NOT NULL,
+    scored_at     DATETIME(6) NOT NULL,
+    loaded_at     DATETIME(6) NULL,
+    PRIMARY KEY (id)
+);

@@ -96,3 +96,17 @@ FIELDS TERMINATED BY '\t'
 LINES TERMINATED BY '\n'
 (batch_fingerprint, `position`, reason, message_bytes, message_sha256, message)
 SET pipeline_name = 'outcomes', batch_id = pipeline_batch_id(), loaded_at = NOW(6);
+
+-- Alerts: the `alerts` topic loaded back into alerts_published (sql/00_schema.sql), the record
+-- the publisher (`matchstream alerts`) reads to publish each alert exactly once. A message is one
+-- tab-separated line (SELECT ... INTO KAFKA's default format): id, probability, threshold,
+-- model_version, scored_at. SKIP DUPLICATE KEY ERRORS: an id already there keeps its first row.
+CREATE OR REPLACE PIPELINE alerts_published AS
+LOAD DATA KAFKA '${KAFKA}/alerts'
+BATCH_INTERVAL 200
+SKIP DUPLICATE KEY ERRORS
+INTO TABLE alerts_published
+FIELDS TERMINATED BY '\t'
+LINES TERMINATED BY '\n'
+(id, probability, threshold, model_version, scored_at)
+SET loaded_at = NOW(6);

@@ -170,3 +170,11 @@ SELECT m.model_version, m.trained_at, 'error' AS kind, m.error_drift_score AS sc
        m.rows_seen_total
 FROM training_metrics m
 WHERE m.error_drift = 1;
+
+-- --- Alerts on Kafka -------------------------------------------------------------------------
+-- The alerts not yet on the `alerts` topic: match_alerts without the ids alerts_published holds
+-- (what the publisher's SELECT ... INTO KAFKA sends next, sql/alerts/publish.sql).
+CREATE OR REPLACE VIEW alerts_to_publish AS
+SELECT a.id, a.probability, a.threshold, a.model_version, a.scored_at
+FROM match_alerts a
+WHERE a.id NOT IN (SELECT id FROM alerts_published);

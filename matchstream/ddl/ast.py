@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "SetMaxRetriesPerBatchPartition",
     "SetOffsets",
     "SetStopOnError",
+    "SelectIntoKafka",
     "SetTransform",
     "ShowCreatePipeline",
     "ShowPipelines",
@@ -454,6 +455,44 @@ class ClearPipelineErrors:
     name: str | None = None  # None: every pipeline
 
 
+@dataclass(frozen=True)
+class SelectIntoKafka:
+    """``<select> INTO KAFKA 'host[:port][,...]/topic' [CONFIG '{}'] [CREDENTIALS '{}']
+    [FIELDS ...] [LINES ...] [KAFKA KEY column]`` (SingleStore's egress to Kafka).
+
+    ``select`` is the query before ``INTO KAFKA``, verbatim SQL for the database (comments
+    removed, whitespace collapsed). Each result row becomes one message, written as
+    ``SELECT ... INTO OUTFILE`` writes a line (``effective_fields`` / ``effective_lines``: the
+    same MySQL defaults as LOAD DATA), line terminator included. With ``key_column`` that
+    column's value is the message key and is left out of the value. ``key_location`` says
+    where the column was named (``file:line:col``), for errors found when the query runs; it
+    takes no part in comparisons.
+    """
+
+    select: str
+    destination: KafkaSource
+    config: str | None = None
+    credentials: str | None = None
+    fields: FieldsOptions | None = None
+    lines: LinesOptions | None = None
+    key_column: str | None = None
+    key_location: str | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def effective_fields(self) -> FieldsOptions:
+        return (self.fields or FieldsOptions()).with_defaults()
+
+    @property
+    def effective_lines(self) -> LinesOptions:
+        return (self.lines or LinesOptions()).with_defaults()
+
+    def config_dict(self) -> dict[str, object]:
+        return _json_object(self.config)
+
+    def credentials_dict(self) -> dict[str, object]:
+        return _json_object(self.credentials)
+
+
 Statement = (
     CreatePipeline
     | StartPipeline
@@ -467,6 +506,7 @@ Statement = (
     | TestPipeline
     | ExtractPipeline
     | ClearPipelineErrors
+    | SelectIntoKafka
 )
 
 

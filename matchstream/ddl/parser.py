@@ -52,6 +52,7 @@ class Parser:
 
     STATEMENT_PARSERS: ClassVar[dict[str, Callable[[Parser], ast.Statement]]] = {}
     CREATE_SOURCE_CLAUSES: ClassVar[tuple[_Clause, ...]] = ()
+    INTO_KAFKA_CLAUSES: ClassVar[tuple[_Clause, ...]] = ()
     CREATE_TARGET_CLAUSES: ClassVar[tuple[_Clause, ...]] = ()
     ALTER_SET_PARSERS: ClassVar[dict[str, Callable[[Parser], ast.AlterAction]]] = {}
 
@@ -71,6 +72,13 @@ class Parser:
     UNSUPPORTED_TARGET_CLAUSES: ClassVar[dict[str, str]] = {
         "FORMAT": "FORMAT",
         "ON": "ON DUPLICATE KEY UPDATE",
+    }
+    UNSUPPORTED_INTO_KAFKA_CLAUSES: ClassVar[dict[str, str]] = {
+        "FORMAT": "FORMAT in SELECT ... INTO KAFKA (messages are delimited text; build JSON in "
+        "the select list)",
+        "WITH": "WITH COMPRESSION in SELECT ... INTO KAFKA",
+        "CHARACTER": "CHARACTER SET in SELECT ... INTO KAFKA",
+        "CHARSET": "CHARACTER SET in SELECT ... INTO KAFKA",
     }
     UNSUPPORTED_ALTER: ClassVar[dict[str, str]] = {
         "ENABLE": "ALTER PIPELINE ... ENABLE",
@@ -217,6 +225,8 @@ class Parser:
         if self._at_end():
             raise self._error("empty statement", token)
         word = token.value.upper() if token.type is TokenType.IDENT else ""
+        if token.type is TokenType.OP and token.value == "(":
+            word = "SELECT"  # (SELECT ...) UNION (...) INTO KAFKA ...
         if word in self.UNSUPPORTED_STATEMENTS:
             raise self._unsupported(self.UNSUPPORTED_STATEMENTS[word], token)
         parser = self.STATEMENT_PARSERS.get(word)
@@ -596,6 +606,76 @@ class Parser:
             raise self._error(f"expected the {what}", start)
         return "".join(parts)
 
+    # ------------------------------------------------------------------ SELECT ... INTO KAFKA
+
+    # Words that continue a query: written after INTO KAFKA, the user put it mid-query.
+    _QUERY_WORDS = frozenset(
+        "FROM WHERE GROUP HAVING ORDER LIMIT UNION EXCEPT INTERSECT WINDOW FOR".split())
+
+    def _parse_select_into_kafka(self) -> ast.SelectIntoKafka:
+        """The query up to the top-level ``INTO KAFKA`` is kept verbatim for the database; only
+        ``INTO KAFKA`` and its clauses are parsed. The query itself is checked by the database
+        when it runs (with the statement's position)."""
+        first = self._curr
+        depth = 0
+        parts: list[str] = []
+        while True:
+            token = self._curr
+            if self._at_end():
+                # No INTO KAFKA at the top level: ordinary SQL, for the database.
+                raise self._error("not a pipeline statement", first)
+            if depth == 0 and self._check("INTO", "KAFKA"):
+                break
+            if token.type is TokenType.OP and token.value == "(":
+                depth += 1
+            elif token.type is TokenType.OP and token.value == ")":
+                if depth == 0:
+                    raise self._error("unbalanced ')' in the SELECT", token)
+                depth -= 1
+            elif depth == 0 and token.is_keyword("INTO"):
+                raise self._error(
+                    "a SELECT ... INTO KAFKA cannot also select INTO a variable or file", token)
+            if token.type is TokenType.EXEC_COMMENT:
+                raise self._error("executable comments are not allowed in SELECT ... INTO KAFKA",
+                                  token)
+            parts.append((" " if parts and token.space_before else "") + token.text)
+            self._advance()
+        self._expect("INTO", "KAFKA")
+        literal = self._expect_string("the Kafka endpoint 'host[:port][,...]/topic'")
+        state: dict[str, Any] = {
+            "select": "".join(parts), "destination": self._kafka_endpoint(literal)}
+        positions: dict[str, Token] = {}
+        self._parse_clauses(
+            self.INTO_KAFKA_CLAUSES, self.UNSUPPORTED_INTO_KAFKA_CLAUSES, state, positions)
+        if not self._at_end():
+            token = self._curr
+            if token.type is TokenType.IDENT and token.value.upper() in self._QUERY_WORDS:
+                raise self._error(
+                    "INTO KAFKA must end the query: write it after FROM, WHERE, GROUP BY, "
+                    "ORDER BY and LIMIT", token)
+            raise self._error(
+                "unexpected text in SELECT ... INTO KAFKA (expected "
+                + ", ".join(c.name for c in self.INTO_KAFKA_CLAUSES if c.name not in positions)
+                + ")", token)
+        return ast.SelectIntoKafka(**state)
+
+    def _parse_kafka_key(self, state: dict[str, Any], opener: Token) -> None:
+        self._expect("KAFKA", "KEY")
+        token = self._curr
+        # SingleStore's example names the column in double quotes (a string in MySQL's
+        # default mode); a plain or backquoted identifier means the same.
+        if token.type not in (TokenType.IDENT, TokenType.QUOTED_IDENT, TokenType.STRING) or (
+            token.type is TokenType.IDENT and token.value.upper() in _RESERVED
+        ):
+            raise self._error("expected the KAFKA KEY column name", token)
+        if not token.value:
+            raise self._error("the KAFKA KEY column name must not be empty", token)
+        self._advance()
+        line, col = self._map.position(token.start)
+        where = f"{line}:{col}"
+        state["key_column"] = token.value
+        state["key_location"] = f"{self._map.source}:{where}" if self._map.source else where
+
     # ------------------------------------------------------------------ lifecycle statements
 
     def _parse_start(self) -> ast.Statement:
@@ -771,7 +851,19 @@ Parser.STATEMENT_PARSERS = {
     "TEST": Parser._parse_test,
     "EXTRACT": Parser._parse_extract,
     "CLEAR": Parser._parse_clear,
+    "SELECT": Parser._parse_select_into_kafka,
+    "WITH": Parser._parse_select_into_kafka,
 }
+
+# SELECT ... INTO KAFKA's options, in SingleStore's documented order: the Kafka configuration and
+# credentials, then SELECT ... INTO OUTFILE's format options, then the key.
+Parser.INTO_KAFKA_CLAUSES = (
+    _Clause("CONFIG", ("CONFIG",), Parser._clause_json("config")),
+    _Clause("CREDENTIALS", ("CREDENTIALS",), Parser._clause_json("credentials")),
+    _Clause("FIELDS", ("FIELDS", "COLUMNS"), Parser._parse_fields),
+    _Clause("LINES", ("LINES",), Parser._parse_lines),
+    _Clause("KAFKA KEY", ("KAFKA",), Parser._parse_kafka_key),
+)
 
 # SingleStore's documented order (docs/singlestore-pipelines.md §1.1). MAX_PARTITIONS_PER_BATCH
 # and MAX_OFFSETS_PER_BATCH_PARTITION of 0 would make a pipeline that never loads: minimum 1.

@@ -194,6 +194,21 @@ def _extract(node: ast.ExtractPipeline) -> str:
     return text + f" INTO OUTFILE {quote_string(node.outfile)}"
 
 
+def _select_into_kafka(node: ast.SelectIntoKafka) -> str:
+    lines = [node.select, f"INTO KAFKA {quote_string(node.destination.endpoint)}"]
+    if node.config is not None:
+        lines.append(f"CONFIG {quote_string(node.config)}")
+    if node.credentials is not None:
+        lines.append(f"CREDENTIALS {quote_string(node.credentials)}")
+    if node.fields is not None:
+        lines.append(_fields(node.fields))
+    if node.lines is not None:
+        lines.append(_lines(node.lines))
+    if node.key_column is not None:
+        lines.append(f"KAFKA KEY {quote_identifier(node.key_column)}")
+    return "\n".join(lines)
+
+
 def _name_suffix(prefix: str, name: str | None) -> str:
     return prefix if name is None else f"{prefix} {quote_identifier(name)}"
 
@@ -219,6 +234,7 @@ _RENDERERS: dict[type, Callable[[Any], str]] = {
         + ("" if n.limit is None else f" LIMIT {n.limit}")
     ),
     ast.ExtractPipeline: _extract,
+    ast.SelectIntoKafka: _select_into_kafka,
     ast.ClearPipelineErrors: lambda n: (
         _name_suffix("CLEAR PIPELINE ERRORS FOR", n.name)
         if n.name is not None

@@ -23,6 +23,7 @@ __all__ = [
     "PLACEHOLDER_RE",
     "ScriptStatement",
     "is_pipeline_statement",
+    "is_select_into_kafka",
     "placeholders_in",
     "prepare_script",
     "split_statements",
@@ -133,7 +134,38 @@ def is_pipeline_statement(text: str) -> bool:
             words.append(token.value.upper())
     except DdlError:
         pass  # an unterminated literal later on: the leading words are all we need
-    return any(tuple(words[: len(prefix)]) == prefix for prefix in _PIPELINE_PREFIXES)
+    if any(tuple(words[: len(prefix)]) == prefix for prefix in _PIPELINE_PREFIXES):
+        return True
+    return is_select_into_kafka(text)
+
+
+def is_select_into_kafka(text: str) -> bool:
+    """True for a query (``SELECT``, ``WITH``, ``(``) with ``INTO KAFKA`` outside parentheses:
+    SingleStore's egress statement, which MariaDB does not know.
+
+    >>> is_select_into_kafka("SELECT id FROM t WHERE note = 'into kafka' INTO KAFKA 'h/alerts'")
+    True
+    >>> is_select_into_kafka("SELECT (SELECT 1 INTO KAFKA 'h/t') FROM t")
+    False
+    """
+    depth = 0
+    previous: Token | None = None
+    try:
+        for index, token in enumerate(tokenize(text)):
+            if token.type is TokenType.EOF:
+                return False
+            if index == 0 and not (token.is_keyword("SELECT", "WITH") or (
+                    token.type is TokenType.OP and token.value == "(")):
+                return False
+            if token.type is TokenType.OP and token.value in "()":
+                depth += 1 if token.value == "(" else -1
+            elif (depth == 0 and token.is_keyword("KAFKA") and previous is not None
+                  and previous.is_keyword("INTO")):
+                return True
+            previous = token
+    except DdlError:
+        return False  # unterminated: let the database report it
+    return False
 
 
 def placeholders_in(text: str) -> list[str]:

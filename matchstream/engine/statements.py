@@ -1,7 +1,8 @@
 """Executing parsed pipeline statements, the way SingleStore answers them.
 
 ``execute(statement, conn=..., config=..., sql_dir=...)`` returns a :class:`ResultSet` (SHOW
-PIPELINES, SHOW CREATE PIPELINE, TEST PIPELINE) or a :class:`Message` with a row count. Like
+PIPELINES, SHOW CREATE PIPELINE, TEST PIPELINE) or a :class:`Message` with a row count
+(``SELECT ... INTO KAFKA``: the rows produced). Like
 SingleStore, every pipeline statement first commits the session's open transaction. Background
 START/STOP/ALTER only change the catalog; the engine process reacts within a second.
 """
@@ -29,6 +30,7 @@ from matchstream.engine.errors import (
     UnknownPipeline,
 )
 from matchstream.engine.extractor import Extractor, client_options, pipeline_extractor
+from matchstream.engine.into_kafka import select_into_kafka
 from matchstream.engine.loader import LoadSpec, RowRejected, load_file
 from matchstream.engine.runner import PipelineRunner, build_plan
 from matchstream.engine.settings import EngineSettings, open_connection
@@ -439,6 +441,12 @@ def _clear_errors(ctx: _Context, stmt: ast.ClearPipelineErrors) -> Result:
     return Message(f"Query OK, {count} rows affected", count)
 
 
+def _select_into_kafka(ctx: _Context, stmt: ast.SelectIntoKafka) -> Result:
+    """The query on the session's database, each row one message (engine/into_kafka.py)."""
+    rows = select_into_kafka(ctx.conn, stmt, database=ctx.database)
+    return Message(f"Query OK, {rows} rows affected", rows)
+
+
 _HANDLERS: dict[type, Any] = {
     ast.CreatePipeline: _create,
     ast.StartPipeline: _start,
@@ -452,4 +460,5 @@ _HANDLERS: dict[type, Any] = {
     ast.TestPipeline: _test,
     ast.ExtractPipeline: _extract,
     ast.ClearPipelineErrors: _clear_errors,
+    ast.SelectIntoKafka: _select_into_kafka,
 }

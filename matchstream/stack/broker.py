@@ -20,7 +20,7 @@ from matchstream.stack.process import ManagedProcess
 
 __all__ = ["PROJECT_TOPICS", "Broker"]
 
-PROJECT_TOPICS = ("training", "scoring", "outcomes")
+PROJECT_TOPICS = ("training", "scoring", "outcomes", "alerts")
 
 # kafka-python logs every refused connection at ERROR while the broker is still starting up.
 logging.getLogger("kafka").setLevel(logging.CRITICAL)

@@ -118,6 +118,26 @@ def test_demo_trains_and_scores_concurrently_with_every_row_once(stack: Config) 
     assert query(stack, "SELECT COUNT(*) FROM drift_alerts") == [(flagged,)]
     assert "Drift alarms (drift_alerts" in text
 
+    # Alerts on Kafka: every row of match_alerts is on the alerts topic exactly once (read with a
+    # standard client), alerts_published holds the same ids, and the summary says so.
+    from collections import Counter
+
+    from kafka import KafkaConsumer
+
+    expected = {int(i) for (i,) in query(stack, "SELECT id FROM match_alerts")}
+    assert expected, "the demo raised no alert"
+    consumer = KafkaConsumer("alerts", bootstrap_servers=stack.kafka_bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             consumer_timeout_ms=3000)
+    try:
+        on_topic = Counter(int(m.value.split(b"\t")[0]) for m in consumer)
+    finally:
+        consumer.close()
+    assert set(on_topic) == expected and max(on_topic.values()) == 1
+    assert {int(i) for (i,) in query(stack, "SELECT id FROM alerts_published")} == expected
+    assert f"published {len(expected)} alerts to topic alerts" in "\n".join(lines)
+    assert "| match_alerts | on_alerts_topic | not_yet_published |" in text
+
     # Every question of sql/queries runs on the demo's database as `matchstream sql` runs it.
     from matchstream.config import project_root
     from matchstream.sqlrunner import ScriptSource, default_variables, run_sources

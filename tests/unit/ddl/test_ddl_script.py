@@ -81,6 +81,12 @@ def test_split_error_names_file_line_col():
         "SHOW PROFILE PIPELINE p",
         "CLEAR PIPELINE ERRORS",
         "/* c */ SHOW PIPELINES",
+        "SELECT id FROM t INTO KAFKA 'h/alerts'",
+        "select id from t\n  into  kafka 'h/alerts' kafka key id",
+        "WITH x AS (SELECT 1 AS id) SELECT id FROM x INTO KAFKA 'h/t'",
+        "(SELECT 1) UNION (SELECT 2) INTO KAFKA 'h/t'",
+        "/* c */ SELECT 1 INTO /* c */ KAFKA 'h/t'",
+        "SELECT 1 INTO KAFKA 'unterminated",
     ],
 )
 def test_pipeline_statements_are_recognised(text):
@@ -101,6 +107,13 @@ def test_pipeline_statements_are_recognised(text):
         "`CREATE` PIPELINE",
         "SELECT 'unterminated",
         "",
+        "SELECT 'INTO KAFKA' FROM t",
+        "SELECT `into`, kafka FROM t",
+        "SELECT * FROM (SELECT 1 INTO KAFKA 'h/t') x",
+        "SELECT 1 INTO @kafka",
+        "SELECT 1 INTO OUTFILE '/tmp/kafka'",
+        "INSERT INTO kafka SELECT 1",
+        "SELECT 1 INTO kafka_sink",
     ],
 )
 def test_ordinary_sql_is_not_a_pipeline_statement(text):
