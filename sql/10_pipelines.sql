@@ -1,4 +1,5 @@
--- matchstream: the three pipelines and their reject pipelines. Placeholders ${NAME} are
+-- matchstream: the training, scoring and outcomes pipelines, their reject pipelines, and
+-- alerts_published (the `alerts` topic loaded back, for the exactly-once publisher). Placeholders ${NAME} are
 -- filled in by `matchstream sql --var NAME=VALUE` (setup.sh and `matchstream demo` pass them):
 --   ${KAFKA}       broker host:port as the database sees it (local 127.0.0.1:9092, docker kafka:29092)
 --   ${TRANSFORMS}  absolute directory of train.py, score.py, outcomes.py and rejects.py
