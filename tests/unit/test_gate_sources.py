@@ -1,9 +1,11 @@
 """Every SQL text the project ships or sends passes the SingleStore gate without a refusal:
 the files in sql/ and sql/queries/, and the SQL strings the package and the scripts execute.
 
-The strings are collected from the code (every ``<cursor>.execute(<text>, ...)`` whose text is a
-literal, an f-string or a sum of those and module constants); an f-string's ``{...}`` becomes a
-plain name and ``%s`` a NULL, which is what they stand for. Left out on purpose: the engine, the
+The strings are collected from the code: the first argument of every ``<cursor>.execute(...)``
+and of any other call whose first argument starts with an upper-case SQL verb (the demo's
+``rows("SELECT ...")`` helpers), when it is a literal, an f-string or a sum of those and module
+constants; an f-string's ``{...}`` becomes a plain name and ``%s`` a NULL, which is what they
+stand for. Left out on purpose: the engine, the
 stack and the DDL parser (matchstream/engine, stack, ddl), which talk to the local MariaDB about
 the local catalog and never run on SingleStore.
 """
@@ -11,6 +13,7 @@ the local catalog and never run on SingleStore.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,10 @@ CODE_FILES = sorted(
     [p for p in (REPO / "matchstream").rglob("*.py")
      if p.relative_to(REPO / "matchstream").parts[0] not in LOCAL_ONLY]
     + list((REPO / "scripts").glob("*.py")))
+
+
+_SQL_VERB = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|SHOW|USE|SET)"
+                       r"\s")
 
 
 def _constants(tree: ast.Module) -> dict[str, str]:
@@ -64,11 +71,11 @@ def collect_sql_strings() -> list[tuple[str, str]]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         constants = _constants(tree)
         for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "execute" and node.args):
+            if not (isinstance(node, ast.Call) and node.args):
                 continue
             text = _text(node.args[0], constants)
-            if text is None:
+            executes = isinstance(node.func, ast.Attribute) and node.func.attr == "execute"
+            if text is None or not (executes or _SQL_VERB.match(text)):
                 continue
             where = f"{path.relative_to(REPO)}:{node.lineno}"
             found.append((where, text.replace("%s", "NULL")))
@@ -80,9 +87,9 @@ SQL_STRINGS = collect_sql_strings()
 
 def test_the_collector_finds_the_known_senders() -> None:
     senders = {where.split(":")[0] for where, _ in SQL_STRINGS}
-    assert {"matchstream/pipeline_status.py", "matchstream/model_command.py",
+    assert {"matchstream/pipeline_status.py", "matchstream/model_command.py", "matchstream/demo.py",
             "scripts/soak_learning.py", "scripts/bench_scoring.py"} <= senders
-    assert len(SQL_STRINGS) > 20
+    assert len(SQL_STRINGS) > 40
 
 
 @pytest.mark.parametrize("path", SQL_FILES, ids=lambda p: str(p.relative_to(REPO)))
