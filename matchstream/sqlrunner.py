@@ -124,7 +124,7 @@ def run_sources(
                 else:
                     verdict = check_statement(stmt.text, source=source.name, line=stmt.line,
                                               col=stmt.col)
-                    _run_verdict(conn, verdict, stmt.location, out)
+                    _run_verdict(conn, config, verdict, stmt.location, out)
                 ran += 1
     finally:
         conn.close()
@@ -143,17 +143,19 @@ class _Output:
             self.emit(text)
 
 
-def _run_verdict(conn: pymysql.Connection, verdict: Verdict, location: str, out: _Output) -> None:
+def _run_verdict(
+    conn: pymysql.Connection, config: Config, verdict: Verdict, location: str, out: _Output
+) -> None:
     try:
         if isinstance(verdict, Forward):
             if verdict.uses_catalog:
-                catalog.ensure_catalog(conn)
+                _ensure_catalog(config)
             _run_sql(conn, verdict.text, out)
         elif isinstance(verdict, SetVariables):
-            _set_variables(conn, verdict)
+            _set_variables(config, verdict)
             out.note("Query OK, 0 rows affected")
         elif isinstance(verdict, ShowVariables):
-            _show_variables(conn, verdict, out)
+            _show_variables(conn, config, verdict, out)
     except pymysql.MySQLError as exc:
         code, message = (exc.args + (None, str(exc)))[:2] if exc.args else (None, str(exc))
         raise SqlRunError(location, f"ERROR {code}: {message}") from exc
@@ -170,29 +172,44 @@ def _run_sql(conn: pymysql.Connection, text: str, out: _Output) -> None:
                 break
 
 
-def _set_variables(conn: pymysql.Connection, verdict: SetVariables) -> None:
-    """SET GLOBAL pipelines_*: in the catalog, in a transaction of its own (as SingleStore, a
-    SET GLOBAL is not part of the session's transaction)."""
-    catalog.ensure_catalog(conn)
-    conn.commit()
-    conn.autocommit(False)
+def _ensure_catalog(config: Config) -> None:
+    """The catalog exists (its DDL would commit the session's open transaction, so it runs on a
+    connection of its own; after the first time in a process it costs nothing)."""
+    if catalog.is_ensured(config.host, config.db_port):
+        return
+    from matchstream.engine.settings import open_connection
+
+    conn = open_connection(config)
     try:
+        catalog.ensure_catalog(conn)
+    finally:
+        conn.close()
+
+
+def _set_variables(config: Config, verdict: SetVariables) -> None:
+    """SET GLOBAL pipelines_*: in the catalog, on a connection of its own, so the session's
+    open transaction is neither committed nor rolled back by it (a SET GLOBAL is not part of
+    the session's transaction)."""
+    from matchstream.engine.settings import open_connection
+
+    conn = open_connection(config)
+    try:
+        catalog.ensure_catalog(conn)
         variables.set_variables(conn, dict(verdict.values))
         conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
     finally:
-        conn.autocommit(True)
+        conn.close()
 
 
-def _show_variables(conn: pymysql.Connection, verdict: ShowVariables, out: _Output) -> None:
+def _show_variables(
+    conn: pymysql.Connection, config: Config, verdict: ShowVariables, out: _Output
+) -> None:
     """MariaDB's rows, with the pipelines_* engine variables the pattern matches merged in."""
     with conn.cursor() as cursor:
         cursor.execute(verdict.text)
         columns = [d[0] for d in cursor.description or ()] or ["Variable_name", "Value"]
         rows = [tuple(r) for r in cursor.fetchall()]
-    catalog.ensure_catalog(conn)
+    _ensure_catalog(config)
     names = [n for n in variables.VARIABLES
              if verdict.like is None or like_matches(verdict.like, n)]
     rows += variables.variable_rows(conn, names)

@@ -220,6 +220,11 @@ _CATALOG_OBJECTS = sum(not statement.startswith("CREATE DATABASE") for statement
 _ensured: set[tuple[str, int]] = set()
 
 
+def is_ensured(host: str, port: int) -> bool:
+    """ensure_catalog already ran in this process for the server at ``host:port``."""
+    return (str(host), int(port)) in _ensured
+
+
 def ensure_catalog(conn: Any) -> None:
     """Create the catalog schema, tables and views if missing (idempotent, cheap after once)."""
     key = (str(getattr(conn, "host", "")), int(getattr(conn, "port", 0) or 0))

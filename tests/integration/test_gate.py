@@ -138,3 +138,18 @@ def test_shipped_sql_runs_as_written_twice(stack_config: Config) -> None:
     ran = run_sources([ScriptSource.from_file(p) for p in queries], config=stack_config,
                       variables={}, emit=lambda _t: None)
     assert ran >= len(queries) * 2
+
+
+def test_emulated_statements_leave_the_sessions_transaction_alone(env: Env,
+                                                                   restore_variables: None
+                                                                   ) -> None:
+    """SET GLOBAL and catalog reads run beside the session: its open transaction still rolls
+    back (the catalog's DDL or a commit on the session would have made the INSERT stick)."""
+    env.db("CREATE TABLE tx (a INT)")
+    rows = run(env.config, "BEGIN; INSERT INTO tx VALUES (1); "
+                           "SELECT COUNT(*) AS n FROM information_schema.PIPELINES; "
+                           "SET GLOBAL pipelines_batch_interval = 1500; "
+                           "SHOW VARIABLES LIKE 'pipelines_batch%'; "
+                           "ROLLBACK; SELECT COUNT(*) AS kept FROM tx", env.database)
+    assert rows[-1] == {"kept": 0}
+    assert {"Variable_name": "pipelines_batch_interval", "Value": "1500"} in rows
