@@ -31,9 +31,13 @@ from matchstream.ddl.render import quote_identifier
 from matchstream.errors import MatchstreamError
 
 __all__ = [
+    "TABLE_DDL",
     "VARIABLES",
     "Variable",
     "VariableValueError",
+    "config_with",
+    "defaults_from",
+    "dumps",
     "engine_variables",
     "normalise_value",
     "read_expression",
@@ -227,4 +231,5 @@ def config_with(config: Mapping[str, Any], stmt: ast.CreatePipeline) -> dict[str
 
 
 def dumps(config: Mapping[str, Any]) -> str:
+    """CONFIG_JSON text, keys sorted as the catalog always wrote it."""
     return json.dumps(config, sort_keys=True)
