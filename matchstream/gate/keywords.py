@@ -66,6 +66,8 @@ def restricted_identifier(stmt: GateStatement) -> GateRefusal | None:
                 continue
             if stmt.text[:start].rstrip().endswith("."):
                 continue  # "words following periods are always considered identifiers"
+            if stmt.text[int(start) + len(ident.name):].lstrip().startswith("."):
+                continue  # a qualifier: SingleStore's own demos write pipelines.database_name
             if (ident.name.upper() in ("SHARD", "SORT")
                     and stmt.text[int(start) + len(ident.name):].lstrip()[:3].upper() == "KEY"):
                 continue  # SingleStore's SHARD KEY / SORT KEY, which sqlglot reads as a column

@@ -20,6 +20,8 @@ DOCS = {
     "create view": f"{_BASE}/data-definition-language-ddl/create-view/",
     "create table": f"{_BASE}/data-definition-language-ddl/create-table/",
     "insert": f"{_BASE}/data-manipulation-language-dml/insert/",
+    "cast": f"{_BASE}/conditional-functions/cast-or-convert/",
+    "json": f"{_BASE}/json-functions/json-extract-type/",
     "unsupported": "https://docs.singlestore.com/cloud/developer-resources/unsupported-mysql-features/",
     "keywords": f"{_BASE}/restricted-keywords/list-of-restricted-keywords/",
     "variables": ("https://docs.singlestore.com/db/v9.1/reference/configuration-reference/"

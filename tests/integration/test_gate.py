@@ -66,6 +66,14 @@ def test_singlestore_monitoring_sql_reads_the_local_catalog(env: Env) -> None:
     states = run(env.config, "SELECT PIPELINE_NAME, STATE FROM INFORMATION_SCHEMA.Pipelines "
                              f"WHERE DATABASE_NAME = '{env.database}'")
     assert states == [{"PIPELINE_NAME": "p", "STATE": "Stopped"}]
+    # SingleStore's own demo (demo-realtime-digital-marketing) monitors its pipelines this way.
+    demo = run(env.config, "SELECT pipeline_name, "
+                           f"(config_json::$connection_string LIKE '%{env.topic}') AS ours "
+                           "FROM information_schema.pipelines "
+                           f"WHERE pipelines.database_name = '{env.database}'")
+    # (MariaDB labels a view's column as the view names it: PIPELINE_NAME.)
+    assert [{k.lower(): v for k, v in row.items()} for row in demo] == [
+        {"pipeline_name": "p", "ours": 1}]
 
 
 def test_engine_variables_read_and_set_like_singlestore(stack_config: Config,
