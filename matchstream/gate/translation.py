@@ -4,12 +4,10 @@
   view or table (``matchstream_catalog``, upper-case names);
 * ``@@pipelines_*`` / ``@@GLOBAL.pipelines_*`` reads become a subquery on the catalog's
   ``engine_variables`` table (SingleStore's default when never SET), labelled as written when it
-  is a bare select item, the way SingleStore names the column.
-
-* ``CREATE ROWSTORE TABLE`` / ``CREATE REFERENCE TABLE`` create a plain table (one MariaDB
-  node: every table is an in-memory-or-not, everywhere-present table), and ``SHARD KEY (c)`` /
-  ``SORT KEY (c)`` become an index on the same columns (what they order or distribute by).
-
+  is a bare select item, the way SingleStore names the column;
+* ``CREATE ROWSTORE TABLE`` / ``CREATE REFERENCE TABLE`` create a plain table (one MariaDB node
+  holds every row, so "reference" and "rowstore" change nothing it can show), and
+  ``SHARD KEY (c)`` / ``SORT KEY (c)`` become an index on the same columns;
 * SingleStore's JSON access on a column, ``config_json::$connection_string`` (string),
   ``c::%n`` (number), ``c::k`` (JSON) and chains ``c::a::$b``, becomes MariaDB's
   ``JSON_VALUE``/``JSON_EXTRACT`` on the same path;
@@ -64,7 +62,7 @@ def translate(stmt: GateStatement) -> Translation:
     tokens = stmt.tokens
     edits: list[tuple[int, int, str]] = _table_kinds(stmt, tokens)
     covered: set[int] = set()
-    for edit, indices in _json_accesses(stmt, tokens):
+    for edit, indices in _colon_operators(stmt, tokens):
         edits.append(edit)
         covered |= indices
     plain_edits = len(edits)
@@ -139,11 +137,12 @@ def _table_kinds(stmt: GateStatement, tokens: list[Token]) -> list[tuple[int, in
     return edits
 
 
-def _json_accesses(
+def _colon_operators(
     stmt: GateStatement, tokens: list[Token]
 ) -> list[tuple[tuple[int, int, str], set[int]]]:
-    """``(edit, token indices it replaces)`` for every ``name::key...`` chain; raises GateRefusal
-    for ``:>`` casts and for ``::`` on something other than a (qualified) column name."""
+    """The ``::`` and ``:>`` operators: ``(edit, token indices it replaces)`` for every
+    ``name::key...`` chain; raises GateRefusal for a ``:>`` cast and for ``::`` on something
+    other than a (qualified) column name."""
     found: list[tuple[tuple[int, int, str], set[int]]] = []
     i = 0
     while i < len(tokens):
