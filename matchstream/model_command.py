@@ -38,7 +38,7 @@ class SqlActionLog:
         try:
             with conn.cursor() as cursor:
                 cursor.execute(
-                    "INSERT INTO model_actions (action, model_version, source_version, "
+                    "INSERT INTO model_actions (`action`, model_version, source_version, "
                     "live_before, acted_at, note) VALUES (%s, %s, %s, %s, %s, %s)",
                     [action.action, action.model_version, action.source_version,
                      action.live_before, timestamp(), action.note])

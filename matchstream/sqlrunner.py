@@ -1,5 +1,6 @@
 """Run SQL scripts the way `matchstream sql` does: split, fill ``${NAME}`` placeholders, send
-pipeline statements to the local engine and everything else to the database, print results.
+pipeline statements to the local engine and everything else, once the SingleStore gate
+(:mod:`matchstream.gate`) has passed or translated it, to the database; print results.
 
 One session (connection) runs a whole invocation, so ``USE db`` in one file applies to the next,
 as in the ``mysql`` client. The first error stops the run and names ``file:line:col``.
@@ -17,8 +18,10 @@ import pymysql
 
 from matchstream.config import Config, project_root
 from matchstream.db import connect
+from matchstream.engine import catalog, variables
 from matchstream.engine.catalog import CATALOG_SCHEMA
 from matchstream.errors import MatchstreamError
+from matchstream.gate import Forward, SetVariables, ShowVariables, Verdict, check_statement
 from matchstream.output import ResultFormat, format_table
 
 __all__ = [
@@ -119,7 +122,9 @@ def run_sources(
                     )
                     _run_pipeline_statement(conn, parsed, config, source, stmt.location, out)
                 else:
-                    _run_sql(conn, stmt.text, stmt.location, out)
+                    verdict = check_statement(stmt.text, source=source.name, line=stmt.line,
+                                              col=stmt.col)
+                    _run_verdict(conn, config, verdict, stmt.location, out)
                 ran += 1
     finally:
         conn.close()
@@ -138,19 +143,97 @@ class _Output:
             self.emit(text)
 
 
-def _run_sql(conn: pymysql.Connection, text: str, location: str, out: _Output) -> None:
+def _run_verdict(
+    conn: pymysql.Connection, config: Config, verdict: Verdict, location: str, out: _Output
+) -> None:
     try:
-        with conn.cursor() as cursor:
-            cursor.execute(text)  # no parameters: a '%' in the text stays as written
-            while True:
-                if cursor.description:
-                    columns = [d[0] for d in cursor.description]
-                    out.result(columns, cursor.fetchall())
-                if not cursor.nextset():
-                    break
+        if isinstance(verdict, Forward):
+            if verdict.uses_catalog:
+                _ensure_catalog(config)
+            _run_sql(conn, verdict.text, out)
+        elif isinstance(verdict, SetVariables):
+            _set_variables(config, verdict)
+            out.note("Query OK, 0 rows affected")
+        elif isinstance(verdict, ShowVariables):
+            _show_variables(conn, config, verdict, out)
     except pymysql.MySQLError as exc:
         code, message = (exc.args + (None, str(exc)))[:2] if exc.args else (None, str(exc))
         raise SqlRunError(location, f"ERROR {code}: {message}") from exc
+
+
+def _run_sql(conn: pymysql.Connection, text: str, out: _Output) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(text)  # no parameters: a '%' in the text stays as written
+        while True:
+            if cursor.description:
+                columns = [d[0] for d in cursor.description]
+                out.result(columns, cursor.fetchall())
+            if not cursor.nextset():
+                break
+
+
+def _ensure_catalog(config: Config) -> None:
+    """The catalog exists (its DDL would commit the session's open transaction, so it runs on a
+    connection of its own; after the first time in a process it costs nothing)."""
+    if catalog.is_ensured(config.host, config.db_port):
+        return
+    from matchstream.engine.settings import open_connection
+
+    conn = open_connection(config)
+    try:
+        catalog.ensure_catalog(conn)
+    finally:
+        conn.close()
+
+
+def _set_variables(config: Config, verdict: SetVariables) -> None:
+    """SET GLOBAL pipelines_*: in the catalog, on a connection of its own, so the session's
+    open transaction is neither committed nor rolled back by it (a SET GLOBAL is not part of
+    the session's transaction)."""
+    from matchstream.engine.settings import open_connection
+
+    conn = open_connection(config)
+    try:
+        catalog.ensure_catalog(conn)
+        variables.set_variables(conn, dict(verdict.values))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _show_variables(
+    conn: pymysql.Connection, config: Config, verdict: ShowVariables, out: _Output
+) -> None:
+    """MariaDB's rows, with the pipelines_* engine variables the pattern matches merged in."""
+    with conn.cursor() as cursor:
+        cursor.execute(verdict.text)
+        columns = [d[0] for d in cursor.description or ()] or ["Variable_name", "Value"]
+        rows = [tuple(r) for r in cursor.fetchall()]
+    _ensure_catalog(config)
+    names = [n for n in variables.VARIABLES
+             if verdict.like is None or like_matches(verdict.like, n)]
+    rows += variables.variable_rows(conn, names)
+    out.result(columns, sorted(rows, key=lambda r: str(r[0])))
+
+
+def like_matches(pattern: str, value: str) -> bool:
+    r"""SQL ``LIKE`` with MariaDB's default collation: case-insensitive, ``%``, ``_``, ``\``.
+
+    >>> like_matches("pipelines%", "pipelines_batch_interval"), like_matches("a\\_b", "axb")
+    (True, False)
+    """
+    regex = []
+    chars = iter(pattern)
+    for ch in chars:
+        if ch == "\\":
+            regex.append(re.escape(next(chars, "\\")))
+        elif ch == "%":
+            regex.append(".*")
+        elif ch == "_":
+            regex.append(".")
+        else:
+            regex.append(re.escape(ch))
+    return re.fullmatch("".join(regex), value, re.IGNORECASE | re.DOTALL) is not None
 
 
 def _run_pipeline_statement(

@@ -18,11 +18,11 @@ CREATE TABLE IF NOT EXISTS training_metrics (
     auc_precision_recall DOUBLE NULL,
     average_loss         DOUBLE NULL,
     `precision`          DOUBLE NULL,
-    recall               DOUBLE NULL,
+    `recall`               DOUBLE NULL,
     f1                   DOUBLE NULL,
     label_mean           DOUBLE NULL,
     prediction_mean      DOUBLE NULL,
-    threshold            DOUBLE NOT NULL,
+    `threshold`            DOUBLE NOT NULL,
     rows_seen_total      BIGINT NOT NULL,
     trained_at           DATETIME(6) NOT NULL,
     train_seconds        DOUBLE NOT NULL,
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS training_metrics (
 -- every learned version by its row in training_metrics.
 CREATE TABLE IF NOT EXISTS model_actions (
     action_id      BIGINT NOT NULL AUTO_INCREMENT,
-    action         VARCHAR(16) NOT NULL,
+    `action`         VARCHAR(16) NOT NULL,
     model_version  INT NULL,
     source_version INT NULL,
     live_before    INT NULL,

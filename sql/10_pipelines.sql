@@ -23,7 +23,7 @@ INTO TABLE training_metrics
 FIELDS TERMINATED BY '\t'
 LINES TERMINATED BY '\n'
 (model_version, `rows`, positives, accuracy, accuracy_baseline, auc, auc_precision_recall,
- average_loss, `precision`, recall, f1, label_mean, prediction_mean, threshold, rows_seen_total,
+ average_loss, `precision`, `recall`, f1, label_mean, prediction_mean, `threshold`, rows_seen_total,
  trained_at, train_seconds, skipped_rows, parent_version, input_fingerprint, psi_max,
  psi_worst, feature_drift, error_drift, error_drift_score)
 SET loaded_at = NOW(6);

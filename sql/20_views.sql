@@ -2,29 +2,45 @@
 
 USE speed_dating;
 
+-- SingleStore has no CREATE OR REPLACE VIEW: every view is dropped, then created. Views use views
+-- (model_lineage, prediction_outcomes), so they are dropped users first: a re-run never drops
+-- a view another one still reads.
+DROP VIEW IF EXISTS drift_alerts;
+DROP VIEW IF EXISTS prediction_staleness;
+DROP VIEW IF EXISTS live_quality_per_minute;
+DROP VIEW IF EXISTS live_quality_per_version;
+DROP VIEW IF EXISTS live_scoring_accuracy;
+DROP VIEW IF EXISTS prediction_outcomes;
+DROP VIEW IF EXISTS live_model_version;
+DROP VIEW IF EXISTS model_lineage;
+DROP VIEW IF EXISTS predictions_per_minute;
+DROP VIEW IF EXISTS match_alerts;
+DROP VIEW IF EXISTS model_quality_trend;
+DROP VIEW IF EXISTS latest_model_metrics;
+
 -- The newest model's metrics (measured on its last batch before learning from it).
-CREATE OR REPLACE VIEW latest_model_metrics AS
+CREATE VIEW latest_model_metrics AS
 SELECT m.*
 FROM training_metrics m
 WHERE m.model_version = (SELECT MAX(model_version) FROM training_metrics);
 
 -- How accuracy and AUC moved over model versions.
-CREATE OR REPLACE VIEW model_quality_trend AS
+CREATE VIEW model_quality_trend AS
 SELECT model_version, rows_seen_total, `rows` AS batch_rows, accuracy, accuracy_baseline,
-       auc, auc_precision_recall, f1, threshold, trained_at
+       auc, auc_precision_recall, f1, `threshold`, trained_at
 FROM training_metrics;
 
 -- Dates predicted to match: probability at or above the decision threshold of the model version
 -- that scored them (chosen on recent data to maximise F1).
-CREATE OR REPLACE VIEW match_alerts AS
+CREATE VIEW match_alerts AS
 SELECT p.id, p.probability, m.threshold, p.model_version, p.scored_at
 FROM predictions p
 JOIN training_metrics m ON m.model_version = p.model_version
 WHERE p.probability >= m.threshold;
 
 -- Tumbling one-minute windows over scoring time.
-CREATE OR REPLACE VIEW predictions_per_minute AS
-SELECT DATE_FORMAT(scored_at, '%Y-%m-%d %H:%i:00') AS minute,
+CREATE VIEW predictions_per_minute AS
+SELECT DATE_FORMAT(scored_at, '%Y-%m-%d %H:%i:00') AS `minute`,
        COUNT(*)                                     AS predictions,
        AVG(probability)                             AS mean_probability,
        SUM(predicted)                               AS predicted_matches
@@ -33,7 +49,7 @@ GROUP BY DATE_FORMAT(scored_at, '%Y-%m-%d %H:%i:00');
 
 -- Where every model version came from: learned from a batch (its metrics row) or published by a
 -- rollback (its model_actions row). "Which batch made version N, from which parent" is a WHERE.
-CREATE OR REPLACE VIEW model_lineage AS
+CREATE VIEW model_lineage AS
 SELECT m.model_version, m.parent_version, 'learned' AS kind, m.input_fingerprint,
        m.`rows`, m.rows_seen_total, m.auc, m.trained_at AS created_at
 FROM training_metrics m
@@ -47,14 +63,14 @@ WHERE a.action = 'rollback';
 -- The version scoring uses now: the pinned one while a pin holds (the newest pin or unpin in
 -- model_actions is a pin; a rollback does not lift a pin), else the newest version, learned or
 -- rolled back. One row (NULL before the first version).
-CREATE OR REPLACE VIEW live_model_version AS
+CREATE VIEW live_model_version AS
 SELECT CASE WHEN last_pin.action = 'pin' THEN last_pin.model_version
             ELSE newest.model_version END AS model_version
 FROM (SELECT MAX(model_version) AS model_version FROM model_lineage) newest
 LEFT JOIN (SELECT a.action, a.model_version
            FROM model_actions a
            WHERE a.action_id = (SELECT MAX(action_id) FROM model_actions
-                                WHERE action IN ('pin', 'unpin'))) last_pin
+                                WHERE `action` IN ('pin', 'unpin'))) last_pin
        ON 1 = 1;
 
 -- --- Live quality: predictions against the outcomes known so far ---------------------------
@@ -70,7 +86,7 @@ LEFT JOIN (SELECT a.action, a.model_version
 
 -- Each prediction with its true outcome once known (`match` and outcome_known_at NULL while it
 -- is awaited).
-CREATE OR REPLACE VIEW prediction_outcomes AS
+CREATE VIEW prediction_outcomes AS
 SELECT p.id, p.model_version, p.probability, p.predicted, p.scored_at,
        o.`match`, o.loaded_at AS outcome_known_at
 FROM predictions p
@@ -78,7 +94,7 @@ LEFT JOIN outcomes o ON o.id = p.id;
 
 -- All of live scoring: how good the predictions are whose outcome came in. `scored` counts the
 -- judged predictions (as before outcomes streamed), awaiting_outcome the others.
-CREATE OR REPLACE VIEW live_scoring_accuracy AS
+CREATE VIEW live_scoring_accuracy AS
 SELECT COUNT(`match`)                                                   AS scored,
        COUNT(*) - COUNT(`match`)                                        AS awaiting_outcome,
        CAST(SUM(predicted = `match`) AS DOUBLE) / NULLIF(COUNT(`match`), 0) AS accuracy,
@@ -86,7 +102,7 @@ SELECT COUNT(`match`)                                                   AS score
        CAST(SUM(predicted = 1 AND `match` = 1) AS DOUBLE)
          / NULLIF(SUM(predicted = 1 AND `match` IS NOT NULL), 0)        AS `precision`,
        CAST(SUM(predicted = 1 AND `match` = 1) AS DOUBLE)
-         / NULLIF(SUM(`match` = 1), 0)                                  AS recall,
+         / NULLIF(SUM(`match` = 1), 0)                                  AS `recall`,
        (SUM(CASE WHEN `match` = 1 THEN mid_rank END) - SUM(`match`) * (SUM(`match`) + 1) / 2e0)
          / NULLIF(SUM(`match`) * SUM(1 - `match`), 0)                   AS auc,
        COUNT(DISTINCT CASE WHEN `match` IS NOT NULL THEN model_version END) AS model_versions_used
@@ -96,7 +112,7 @@ FROM (SELECT po.*,
       FROM prediction_outcomes po) ranked;
 
 -- The same per model version that scored: is the version scoring now better than earlier ones?
-CREATE OR REPLACE VIEW live_quality_per_version AS
+CREATE VIEW live_quality_per_version AS
 SELECT model_version,
        COUNT(*)                                                         AS predictions,
        COUNT(`match`)                                                   AS with_outcome,
@@ -106,7 +122,7 @@ SELECT model_version,
        CAST(SUM(predicted = 1 AND `match` = 1) AS DOUBLE)
          / NULLIF(SUM(predicted = 1 AND `match` IS NOT NULL), 0)        AS `precision`,
        CAST(SUM(predicted = 1 AND `match` = 1) AS DOUBLE)
-         / NULLIF(SUM(`match` = 1), 0)                                  AS recall,
+         / NULLIF(SUM(`match` = 1), 0)                                  AS `recall`,
        (SUM(CASE WHEN `match` = 1 THEN mid_rank END) - SUM(`match`) * (SUM(`match`) + 1) / 2e0)
          / NULLIF(SUM(`match`) * SUM(1 - `match`), 0)                   AS auc
 FROM (SELECT po.*,
@@ -118,25 +134,25 @@ GROUP BY model_version;
 
 -- Tumbling one-minute windows over when the outcomes became known: how good the predictions
 -- judged in each minute were (judged predictions only: an awaited one has no minute yet).
-CREATE OR REPLACE VIEW live_quality_per_minute AS
-SELECT minute,
+CREATE VIEW live_quality_per_minute AS
+SELECT `minute`,
        COUNT(*)                                                         AS with_outcome,
        CAST(SUM(predicted = `match`) AS DOUBLE) / COUNT(*)              AS accuracy,
        1 - CAST(SUM(`match`) AS DOUBLE) / COUNT(*)                      AS accuracy_baseline,
        CAST(SUM(predicted = 1 AND `match` = 1) AS DOUBLE)
          / NULLIF(SUM(predicted = 1), 0)                                AS `precision`,
        CAST(SUM(predicted = 1 AND `match` = 1) AS DOUBLE)
-         / NULLIF(SUM(`match` = 1), 0)                                  AS recall,
+         / NULLIF(SUM(`match` = 1), 0)                                  AS `recall`,
        (SUM(CASE WHEN `match` = 1 THEN mid_rank END) - SUM(`match`) * (SUM(`match`) + 1) / 2e0)
          / NULLIF(SUM(`match`) * SUM(1 - `match`), 0)                   AS auc,
        COUNT(DISTINCT model_version)                                    AS model_versions_used
 FROM (SELECT judged.*,
-             RANK() OVER (PARTITION BY minute ORDER BY probability)
-               + (COUNT(*) OVER (PARTITION BY minute, probability) - 1) / 2e0 AS mid_rank
-      FROM (SELECT po.*, DATE_FORMAT(po.outcome_known_at, '%Y-%m-%d %H:%i:00') AS minute
+             RANK() OVER (PARTITION BY `minute` ORDER BY probability)
+               + (COUNT(*) OVER (PARTITION BY `minute`, probability) - 1) / 2e0 AS mid_rank
+      FROM (SELECT po.*, DATE_FORMAT(po.outcome_known_at, '%Y-%m-%d %H:%i:00') AS `minute`
             FROM prediction_outcomes po
             WHERE po.`match` IS NOT NULL) judged) ranked
-GROUP BY minute;
+GROUP BY `minute`;
 
 -- --- Staleness: how old the model was that made each prediction ----------------------------
 -- Per prediction: its version's kind (learned or rollback, model_lineage), when that version was
@@ -146,7 +162,7 @@ GROUP BY minute;
 -- `matchstream model rollback` has no training_metrics row: its trained_at and model_age_seconds
 -- are NULL (its weights are its source version's, named in model_lineage.parent_version), its
 -- other columns are filled, and its predictions are listed like any other.
-CREATE OR REPLACE VIEW prediction_staleness AS
+CREATE VIEW prediction_staleness AS
 SELECT p.id, p.model_version, v.kind, p.scored_at, m.trained_at,
        TIMESTAMPDIFF(MICROSECOND, m.trained_at, p.scored_at) / 1e6 AS model_age_seconds,
        COALESCE(SUM(newer.`rows`), 0)                              AS rows_learnt_since,
@@ -159,7 +175,7 @@ LEFT JOIN model_lineage newer
 GROUP BY p.id, p.model_version, v.kind, p.scored_at, m.trained_at;
 -- Training batches where the model's inputs or its error moved (docs/model.md, "Drift"):
 -- one row per alarm. kind says which detector fired; the threshold is the trainer's.
-CREATE OR REPLACE VIEW drift_alerts AS
+CREATE VIEW drift_alerts AS
 SELECT m.model_version, m.trained_at, 'feature' AS kind, m.psi_max AS score,
        m.psi_worst AS detail, m.rows_seen_total
 FROM training_metrics m

@@ -6,9 +6,11 @@ Change it only together with the engine. Rules the engine can rely on:
   compare by value and ``parse_statement(render(node)) == node`` holds for every parsed node.
 * String literals are already unescaped MySQL-style (``'\\t'`` in SQL is ``"\\t"`` here); ``render``
   re-escapes them.
-* An option the statement does not spell out is ``None``. The effective value (SingleStore's
-  default) comes from the ``effective_*`` helpers / ``with_defaults()``; the ``DEFAULT_*``
-  constants below say where each default comes from.
+* An option the statement does not spell out is ``None``. The effective value comes from the
+  ``effective_*`` helpers / ``with_defaults()``: for the batch options that is the engine
+  variable (``pipelines_batch_interval`` ...) the statement was read with (``defaults``, set by
+  the catalog), else SingleStore's default; the ``DEFAULT_*`` constants below say where each
+  default comes from.
 * ``SET`` right-hand sides and the ``WHERE`` condition are verbatim SQL text (comments removed,
   runs of whitespace collapsed to one space), meant to be handed to MariaDB's ``LOAD DATA`` as-is.
 * Clauses SingleStore has but the local engine does not never reach the AST: the parser raises
@@ -39,6 +41,7 @@ __all__ = [
     "AlterAction",
     "OptionAction",
     "AlterPipeline",
+    "BatchDefaults",
     "ClearPipelineErrors",
     "ColumnItem",
     "ColumnRef",
@@ -89,6 +92,20 @@ DEFAULT_ENCLOSED_BY = ""
 DEFAULT_ESCAPED_BY = "\\"
 DEFAULT_LINES_TERMINATED_BY = "\n"
 DEFAULT_LINES_STARTING_BY = ""
+
+
+@dataclass(frozen=True)
+class BatchDefaults:
+    """What a pipeline without the clause uses: SingleStore's ``pipelines_*`` engine variables
+    (``SET GLOBAL pipelines_batch_interval = ...``); the per-pipeline clause takes precedence."""
+
+    batch_interval: int = DEFAULT_BATCH_INTERVAL_MS
+    stop_on_error: bool = DEFAULT_STOP_ON_ERROR
+    max_retries_per_batch_partition: int = DEFAULT_MAX_RETRIES_PER_BATCH_PARTITION
+    max_offsets_per_batch_partition: int = DEFAULT_MAX_OFFSETS_PER_BATCH_PARTITION
+
+
+_BUILTIN_DEFAULTS = BatchDefaults()
 
 
 class ErrorHandling(enum.Enum):
@@ -239,22 +256,31 @@ class CreatePipeline:
     columns: tuple[ColumnItem, ...] | None = None  # None: no column list (all columns in order)
     set_assignments: tuple[SetAssignment, ...] = ()
     where: str | None = None  # verbatim SQL condition
+    # Not part of the statement (never rendered, not compared): the engine variables in force
+    # when the catalog handed it out. None: SingleStore's defaults.
+    defaults: BatchDefaults | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def batch_defaults(self) -> BatchDefaults:
+        return self.defaults or _BUILTIN_DEFAULTS
 
     @property
     def effective_batch_interval(self) -> int:
-        return _or(self.batch_interval, DEFAULT_BATCH_INTERVAL_MS)
+        return _or(self.batch_interval, self.batch_defaults.batch_interval)
 
     @property
     def effective_max_retries_per_batch_partition(self) -> int:
-        return _or(self.max_retries_per_batch_partition, DEFAULT_MAX_RETRIES_PER_BATCH_PARTITION)
+        return _or(self.max_retries_per_batch_partition,
+                   self.batch_defaults.max_retries_per_batch_partition)
 
     @property
     def effective_max_offsets_per_batch_partition(self) -> int:
-        return _or(self.max_offsets_per_batch_partition, DEFAULT_MAX_OFFSETS_PER_BATCH_PARTITION)
+        return _or(self.max_offsets_per_batch_partition,
+                   self.batch_defaults.max_offsets_per_batch_partition)
 
     @property
     def effective_stop_on_error(self) -> bool:
-        return _or(self.stop_on_error, DEFAULT_STOP_ON_ERROR)
+        return _or(self.stop_on_error, self.batch_defaults.stop_on_error)
 
     @property
     def effective_fields(self) -> FieldsOptions:

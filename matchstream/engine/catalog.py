@@ -17,7 +17,12 @@ PIPELINES_BATCHES          table                   attempt of a batch partition
 PIPELINES_BATCHES_SUMMARY  view on PIPELINES_BATCHES  batch
 PIPELINES_ERRORS           table                   error or warning event
 pipeline_registry          table (internal)        pipeline: definition, state, counters
+engine_variables           table (internal)        ``pipelines_*`` variable SET GLOBAL
 ========================== ======================= =========================================
+
+``matchstream sql`` translates SingleStore's spelling (``information_schema.pipelines_cursors``
+in any letter case) to this schema before MariaDB sees it (:mod:`matchstream.gate`), so the same
+monitoring SQL runs on both.
 
 Extra columns a SingleStore view does not have are only in the internal tables.
 """
@@ -29,11 +34,12 @@ import os
 import socket
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from matchstream.ddl import ast, parse_statement
 from matchstream.ddl.render import quote_identifier
+from matchstream.engine import variables
 from matchstream.engine.errors import EngineError
 
 __all__ = [
@@ -169,6 +175,7 @@ _DDL = [
         `HOSTNAME` VARCHAR(255) NOT NULL,
         `STARTED` DATETIME(6) NOT NULL
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    variables.TABLE_DDL,
     f"""CREATE OR REPLACE SQL SECURITY INVOKER VIEW {_Q}.`PIPELINES` AS SELECT
         `DATABASE_NAME`, `PIPELINE_NAME`, `PIPELINE_ID`, `CONFIG_JSON`,
         CASE `STATE` WHEN 'Error' THEN 'Error' WHEN 'Running' THEN 'Running'
@@ -211,6 +218,11 @@ _DDL = [
 _CATALOG_OBJECTS = sum(not statement.startswith("CREATE DATABASE") for statement in _DDL)
 
 _ensured: set[tuple[str, int]] = set()
+
+
+def is_ensured(host: str, port: int) -> bool:
+    """ensure_catalog already ran in this process for the server at ``host:port``."""
+    return (str(host), int(port)) in _ensured
 
 
 def ensure_catalog(conn: Any) -> None:
@@ -295,16 +307,24 @@ class PipelineRow:
     transform_path: str | None
     skipped_batch_partitions: int
     definition_version: int
+    # The pipelines_* engine variables when the row was read: what options the definition
+    # leaves out default to.
+    defaults: ast.BatchDefaults | None = None
 
     def statement(self) -> ast.CreatePipeline:
-        """The stored definition, parsed (the registry holds rendered CREATE PIPELINE text)."""
-        stmt = parse_statement(self.definition)
-        if not isinstance(stmt, ast.CreatePipeline):
-            raise EngineError(
-                f"pipeline '{self.database}.{self.name}': the catalog holds a "
-                f"{type(stmt).__name__} instead of a CREATE PIPELINE statement; "
-                "re-create the pipeline")
-        return stmt
+        """The stored definition, parsed (the registry holds rendered CREATE PIPELINE text),
+        with the engine variables it follows attached (``effective_*``)."""
+        return replace(_definition(self.database, self.name, self.definition),
+                       defaults=self.defaults)
+
+
+def _definition(database: str, name: str, text: str) -> ast.CreatePipeline:
+    stmt = parse_statement(text)
+    if not isinstance(stmt, ast.CreatePipeline):
+        raise EngineError(
+            f"pipeline '{database}.{name}': the catalog holds a {type(stmt).__name__} instead "
+            "of a CREATE PIPELINE statement; re-create the pipeline")
+    return stmt
 
 
 _PIPELINE_COLUMNS = (
@@ -313,11 +333,11 @@ _PIPELINE_COLUMNS = (
 )
 
 
-def _pipeline(row: Iterable[Any]) -> PipelineRow:
+def _pipeline(row: Iterable[Any], defaults: ast.BatchDefaults) -> PipelineRow:
     values = list(row)
     return PipelineRow(
         int(values[0]), values[1], values[2], values[3], values[4], values[5], values[6],
-        int(values[7]), int(values[8]),
+        int(values[7]), int(values[8]), defaults,
     )
 
 
@@ -333,7 +353,7 @@ def get_pipeline(
     with conn.cursor() as cursor:
         cursor.execute(sql, [database, name])
         row = cursor.fetchone()
-    return _pipeline(row) if row else None
+    return _pipeline(row, variables.engine_variables(conn)) if row else None
 
 
 def list_pipelines(
@@ -354,7 +374,9 @@ def list_pipelines(
         sql += " FOR UPDATE"
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
-        return [_pipeline(r) for r in cursor.fetchall()]
+        rows = cursor.fetchall()
+    defaults = variables.engine_variables(conn)
+    return [_pipeline(r, defaults) for r in rows]
 
 
 def insert_pipeline(
@@ -367,8 +389,41 @@ def insert_pipeline(
             "`DEFINITION`, `SQL_DIR`, `TRANSFORM_PATH`, `CONFIG_JSON`, `CREATE_TIME`) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, NOW(6))",
             [database, name, State.STOPPED, definition, sql_dir, transform_path,
-             json.dumps(config_json, sort_keys=True)],
+             _effective_config(conn, database, name, definition, config_json)],
         )
+
+
+def _effective_config(
+    conn: Any, database: str, name: str, definition: str, config: dict[str, Any]
+) -> str:
+    """CONFIG_JSON text with the batch options the engine will use: an option the definition
+    leaves out follows its engine variable (``SET GLOBAL pipelines_...``)."""
+    stmt = replace(_definition(database, name, definition),
+                   defaults=variables.engine_variables(conn))
+    return variables.dumps(variables.config_with(config, stmt))
+
+
+def follow_variables(conn: Any, fields: set[str], defaults: ast.BatchDefaults) -> int:
+    """After ``SET GLOBAL``: every pipeline whose definition leaves out one of the options
+    ``fields`` (BatchDefaults names) gets a new definition version, so the engine restarts its
+    runner with the new value, and its CONFIG_JSON shows that value. Returns how many."""
+    with conn.cursor() as cursor:
+        cursor.execute(f"SELECT `PIPELINE_ID`, `DATABASE_NAME`, `PIPELINE_NAME`, `DEFINITION`, "
+                       f"`CONFIG_JSON` FROM {_Q}.`pipeline_registry` FOR UPDATE")
+        rows = cursor.fetchall()
+        touched = 0
+        for pipeline_id, database, name, definition, config_text in rows:
+            stmt = _definition(database, name, definition)
+            if all(getattr(stmt, field) is not None for field in fields):
+                continue
+            config = variables.config_with(json.loads(config_text or "{}"),
+                                           replace(stmt, defaults=defaults))
+            cursor.execute(
+                f"UPDATE {_Q}.`pipeline_registry` SET `CONFIG_JSON` = %s, "
+                "`DEFINITION_VERSION` = `DEFINITION_VERSION` + 1 WHERE `PIPELINE_ID` = %s",
+                [variables.dumps(config), pipeline_id])
+            touched += 1
+    return touched
 
 
 def update_definition(
@@ -378,7 +433,10 @@ def update_definition(
     """Store a new definition; ``replaced`` (CREATE OR REPLACE) also resets CREATE_TIME."""
     sets = ["`DEFINITION` = %s", "`TRANSFORM_PATH` = %s", "`CONFIG_JSON` = %s",
             "`DEFINITION_VERSION` = `DEFINITION_VERSION` + 1"]
-    params: list[Any] = [definition, transform_path, json.dumps(config_json, sort_keys=True)]
+    # The definition was just rendered from a CREATE PIPELINE: the names only label an error
+    # that cannot happen.
+    params: list[Any] = [definition, transform_path,
+                         _effective_config(conn, "", f"#{pipeline_id}", definition, config_json)]
     if sql_dir is not None:
         sets.append("`SQL_DIR` = %s")
         params.append(sql_dir)

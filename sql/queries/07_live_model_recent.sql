@@ -10,7 +10,7 @@ SELECT (SELECT model_version FROM live_model_version) AS live_model_version,
        ROUND(CAST(SUM(predicted = 1 AND `match` = 1) AS DOUBLE)
              / NULLIF(SUM(predicted = 1), 0), 3) AS `precision`,
        ROUND(CAST(SUM(predicted = 1 AND `match` = 1) AS DOUBLE)
-             / NULLIF(SUM(`match` = 1), 0), 3) AS recall,
+             / NULLIF(SUM(`match` = 1), 0), 3) AS `recall`,
        -- rank-based ROC AUC with ties at their mean rank (sql/20_views.sql explains it)
        ROUND((SUM(CASE WHEN `match` = 1 THEN mid_rank END) - SUM(`match`) * (SUM(`match`) + 1)
               / 2e0) / NULLIF(SUM(`match`) * SUM(1 - `match`), 0), 3) AS auc

@@ -1,0 +1,74 @@
+"""The SingleStore gate: every statement ``matchstream sql`` sends to MariaDB passes it first.
+
+:func:`check_statement` answers one statement with a verdict, or raises :class:`GateRefusal`
+(``file:line:col``, the construct, the SingleStore way to write it and the documentation page):
+
+* what SingleStore rejects is refused (:mod:`.refusals`, :mod:`.keywords`): ``CREATE OR REPLACE
+  VIEW``, triggers, foreign keys, ``ENGINE=``, restricted keywords as bare names, ...;
+* what SingleStore has and MariaDB lacks is translated (:mod:`.translation`) or emulated
+  (:mod:`.settings`): ``information_schema.PIPELINES*``, ``@@pipelines_*``, ``SET GLOBAL
+  pipelines_*``, ``SHOW VARIABLES``;
+* everything else is forwarded as written.
+
+>>> check_statement("SELECT 1")
+Forward(text='SELECT 1', uses_catalog=False)
+>>> check_statement("CREATE OR REPLACE VIEW v AS SELECT 1", source="v.sql").location
+Traceback (most recent call last):
+...
+matchstream.gate.errors.GateRefusal: v.sql:1:8: CREATE OR REPLACE VIEW: ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from matchstream.gate.errors import GateRefusal
+from matchstream.gate.keywords import restricted_identifier
+from matchstream.gate.refusals import refusals
+from matchstream.gate.settings import SetVariables, ShowVariables, set_variables, show_variables
+from matchstream.gate.statement import GateStatement
+from matchstream.gate.translation import translate
+
+__all__ = [
+    "Forward",
+    "GateRefusal",
+    "SetVariables",
+    "ShowVariables",
+    "Verdict",
+    "check_statement",
+]
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Send ``text`` to MariaDB (the statement, translated where needed); ``uses_catalog``:
+    it reads the local pipeline catalog, which must exist first."""
+
+    text: str
+    uses_catalog: bool = False
+
+
+Verdict = Forward | SetVariables | ShowVariables
+
+
+def check_statement(
+    text: str, *, source: str = "<string>", line: int = 1, col: int = 1
+) -> Verdict:
+    """The gate's verdict on one non-pipeline statement that starts at ``source:line:col``."""
+    stmt = GateStatement(text, source, line, col)
+    for refusal in refusals(stmt):
+        raise refusal
+    words = stmt.words(1)
+    if words == ["SET"]:
+        setting = set_variables(stmt)
+        if setting is not None:
+            return setting
+    elif words == ["SHOW"]:
+        showing = show_variables(stmt)
+        if showing is not None:
+            return showing
+    keyword = restricted_identifier(stmt)
+    if keyword is not None:
+        raise keyword
+    translation = translate(stmt)
+    return Forward(translation.text, translation.uses_catalog)
