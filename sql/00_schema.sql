@@ -119,7 +119,7 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
 CREATE TABLE IF NOT EXISTS alerts_published (
     id            BIGINT NOT NULL,
     probability   DOUBLE NOT NULL,
-    threshold     DOUBLE NOT NULL,
+    `threshold`   DOUBLE NOT NULL,
     model_version INT NOT NULL,
     scored_at     DATETIME(6) NOT NULL,
     loaded_at     DATETIME(6) NULL,

@@ -109,5 +109,5 @@ SKIP DUPLICATE KEY ERRORS
 INTO TABLE alerts_published
 FIELDS TERMINATED BY '\t'
 LINES TERMINATED BY '\n'
-(id, probability, threshold, model_version, scored_at)
+(id, probability, `threshold`, model_version, scored_at)
 SET loaded_at = NOW(6);

@@ -5,6 +5,7 @@ USE speed_dating;
 -- SingleStore has no CREATE OR REPLACE VIEW: every view is dropped, then created. Views use views
 -- (model_lineage, prediction_outcomes), so they are dropped users first: a re-run never drops
 -- a view another one still reads.
+DROP VIEW IF EXISTS alerts_to_publish;
 DROP VIEW IF EXISTS drift_alerts;
 DROP VIEW IF EXISTS prediction_staleness;
 DROP VIEW IF EXISTS live_quality_per_minute;
@@ -190,7 +191,7 @@ WHERE m.error_drift = 1;
 -- --- Alerts on Kafka -------------------------------------------------------------------------
 -- The alerts not yet on the `alerts` topic: match_alerts without the ids alerts_published holds
 -- (what the publisher's SELECT ... INTO KAFKA sends next, sql/alerts/publish.sql).
-CREATE OR REPLACE VIEW alerts_to_publish AS
-SELECT a.id, a.probability, a.threshold, a.model_version, a.scored_at
+CREATE VIEW alerts_to_publish AS
+SELECT a.id, a.probability, a.`threshold`, a.model_version, a.scored_at
 FROM match_alerts a
 WHERE a.id NOT IN (SELECT id FROM alerts_published);

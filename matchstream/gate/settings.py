@@ -89,7 +89,8 @@ def set_variables(stmt: GateStatement) -> SetVariables | None:
         if name not in variables.VARIABLES:
             raise stmt.refusal(
                 first.start, f"SET GLOBAL {name}",
-                "the local engine emulates only the pipelines_* variables it honours ("
+                "not supported by the local engine, which emulates only the pipelines_* "
+                "variables it honours ("
                 + ", ".join(sorted(variables.VARIABLES)) + ")",
                 "leave it out locally; on SingleStore set it there", DOCS["variables"])
         if scope != "GLOBAL":
@@ -103,7 +104,8 @@ def set_variables(stmt: GateStatement) -> SetVariables | None:
             where = value[0].start if value else item[eq].end
             raise stmt.refusal(
                 where, f"SET GLOBAL {name} = <expression>",
-                "the local engine takes a literal value for a pipelines_* variable",
+                "not supported by the local engine, which takes a literal value for a "
+                "pipelines_* variable",
                 f"SET GLOBAL {name} = <number>, ON or OFF", DOCS["variables"])
         raw = value[0].value
         if value[0].is_keyword("DEFAULT"):

@@ -88,7 +88,8 @@ def translate(stmt: GateStatement) -> Translation:
         if name not in variables.VARIABLES:
             raise stmt.refusal(
                 token.start, f"@@{name}",
-                "the local engine emulates only the pipelines_* variables it honours ("
+                "not supported by the local engine, which emulates only the pipelines_* "
+                "variables it honours ("
                 + ", ".join(sorted(variables.VARIABLES)) + ")",
                 "leave it out locally; on SingleStore it keeps its default", DOCS["variables"])
         replacement = variables.read_expression(name)
@@ -130,7 +131,8 @@ def _table_kinds(stmt: GateStatement, tokens: list[Token]) -> list[tuple[int, in
         if opener is None or opener + 1 >= len(tokens) or tokens[opener + 1].text == ")":
             raise stmt.refusal(
                 token.start, f"{token.value.upper()} KEY ()",
-                "the local engine has one node and no columnstore: an empty key has no index "
+                "not supported by the local engine, which has one node and no columnstore: an "
+                "empty key has no index "
                 "to stand for it", f"leave the empty {token.value.upper()} KEY out locally",
                 DOCS["create table"])
         edits.append((token.start, key.end, "KEY"))
@@ -151,7 +153,8 @@ def _colon_operators(
         if (token.text in (":", "!") and nxt is not None and not nxt.space_before
                 and (nxt.text == ">" or (token.text == "!" and nxt.text == ":"))):
             raise stmt.refusal(
-                token.start, "the :> cast operator", "MariaDB has no :> or !:> operator",
+                token.start, "the :> cast operator",
+                "not supported by the local engine (MariaDB has no :> or !:> operator)",
                 "CAST(expression AS type), which SingleStore and MariaDB both have",
                 DOCS["cast"])
         if token.text != "::":
@@ -165,7 +168,8 @@ def _colon_operators(
                 "SELECT", "WHERE", "AND", "OR", "ON", "BY"):
             raise stmt.refusal(
                 token.start, "the :: JSON operator on an expression",
-                "the local engine translates :: only on a column",
+                "not supported by the local engine on an expression (it translates :: only "
+                "on a column)",
                 "JSON_EXTRACT_STRING(expression, 'key') on SingleStore, or a column",
                 DOCS["json"])
         keys: list[str] = []
@@ -227,7 +231,7 @@ def _catalog_reference(stmt: GateStatement, tokens: list[Token], i: int) -> str 
     if upper.startswith("PIPELINES"):
         raise stmt.refusal(
             name.start, f"information_schema.{upper}",
-            "the local engine's catalog has no such view (it has "
+            "not supported by the local engine, whose catalog has no such view (it has "
             + ", ".join(CATALOG_VIEWS) + ")",
             "query one of those; on SingleStore this view exists", DOCS["information_schema"])
     return None

@@ -6,7 +6,7 @@
 -- (the key column alert_key is taken out of the value, so id is selected twice; the key is named
 -- in double quotes as in SingleStore's example). ${KAFKA} is
 -- the broker as the database sees it (`matchstream sql --var`).
-SELECT id AS alert_key, id, probability, threshold, model_version, scored_at
+SELECT id AS alert_key, id, probability, `threshold`, model_version, scored_at
 FROM alerts_to_publish
 ORDER BY scored_at, id
 INTO KAFKA '${KAFKA}/alerts'
