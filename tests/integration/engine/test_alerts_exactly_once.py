@@ -33,7 +33,7 @@ OBJECTS = {
     "10_pipelines.sql": ("alerts_published",),
     "20_views.sql": ("match_alerts", "alerts_to_publish"),
 }
-_HEAD = re.compile(r"CREATE (?:TABLE IF NOT EXISTS|OR REPLACE VIEW|OR REPLACE PIPELINE) (\w+)")
+_HEAD = re.compile(r"CREATE (?:TABLE IF NOT EXISTS|VIEW|OR REPLACE PIPELINE) (\w+)")
 
 
 def shipped_statements(topic: str) -> list[str]:
