@@ -286,12 +286,20 @@ start_pipelines() {
 
 model_published() { compose exec -T singlestore test -f "$(var MODEL_DIR)/LATEST"; }
 
+# The demo's background producer, while it runs (run_demo); start_scoring reaps it if it ends
+# first, so a failed producer stops the wait for a model at once.
+PRODUCER_PID=""
+
 # $1 = wait: wait up to MODEL_TIMEOUT for training to publish the first version first.
 start_scoring() {
   local deadline=$((SECONDS + MODEL_TIMEOUT))
   if [ "${1:-}" = wait ]; then
     say "waiting for the first model version before starting the scoring pipeline"
     until model_published; do
+      if [ -n "$PRODUCER_PID" ] && ! kill -0 "$PRODUCER_PID" 2>/dev/null; then
+        wait "$PRODUCER_PID" || die "producing the demo data failed"
+        PRODUCER_PID=""
+      fi
       [ "$SECONDS" -lt "$deadline" ] \
         || die "no model version in $(var MODEL_DIR) after ${MODEL_TIMEOUT}s: is the training pipeline loading? (scripts/docker_up.sh --client <<< 'SELECT * FROM information_schema.PIPELINES_ERRORS')"
       sleep 2
@@ -385,9 +393,12 @@ run_demo() {
     start_scoring wait
   else
     # Produce in the background so scoring can start as soon as training has published v1.
-    produce_data & local producer=$!
+    produce_data & PRODUCER_PID=$!
     start_scoring wait
-    wait "$producer" || die "producing the demo data failed"
+    if [ -n "$PRODUCER_PID" ]; then
+      wait "$PRODUCER_PID" || die "producing the demo data failed"
+      PRODUCER_PID=""
+    fi
   fi
   wait_for_pipelines
   summary

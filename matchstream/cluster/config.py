@@ -101,13 +101,13 @@ def load_config(path: Path | str) -> ClusterConfig:
         raise ClusterConfigError(
             name, f"holds Kafka credentials but is readable by others (mode "
             f"{stat.S_IMODE(mode):04o}); chmod 600 {name}", "kafka")
-    config = ClusterConfig(
+    return ClusterConfig(
         path=name,
         host=reader.string(s2, "singlestore", "host"),
         port=reader.port(s2, "singlestore"),
         user=reader.string(s2, "singlestore", "user"),
         password=password,
-        ssl_ca=reader.string(s2, "singlestore", "ssl_ca", required=False),
+        ssl_ca=reader.string(s2, "singlestore", "ssl_ca", required=False) or None,
         brokers=reader.brokers(kafka),
         kafka_config=reader.mapping(kafka, "kafka", "config"),
         kafka_credentials=credentials,
@@ -115,7 +115,6 @@ def load_config(path: Path | str) -> ClusterConfig:
         model_dir=reader.leaf_path(transforms, "model_dir"),
         features=reader.leaf_path(transforms, "features"),
     )
-    return config
 
 
 class _Reader:

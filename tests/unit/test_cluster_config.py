@@ -21,7 +21,7 @@ def test_a_complete_file_is_read(tmp_path: Path) -> None:
     assert config.archive_uri == ARCHIVE_URI
     assert (config.model_dir, config.features) == ("/mnt/matchstream/models",
                                                    "/mnt/matchstream/features.json")
-    assert config.kafka_config is None and config.ssl_ca == ""
+    assert config.kafka_config is None and config.ssl_ca is None
     # The password never shows in a repr (logs, tracebacks).
     assert PASSWORD not in repr(config)
 
