@@ -24,6 +24,8 @@ import io
 import tarfile
 from pathlib import Path
 
+from matchstream.cluster.errors import ClusterPackError
+
 __all__ = ["ARCHIVE_NAME", "PROGRAMS", "members", "pack", "source_root"]
 
 ARCHIVE_NAME = "matchstream-transforms.tar.gz"
@@ -45,9 +47,9 @@ def members(root: Path) -> list[tuple[str, Path, int]]:
     for path in sorted(package.rglob("*.py")):
         if "__pycache__" not in path.parts:
             result.append((path.relative_to(root).as_posix(), path, 0o644))
-    missing = [str(src) for _, src, _ in result if not src.is_file()]
+    missing = [src.relative_to(root).as_posix() for _, src, _ in result if not src.is_file()]
     if missing:
-        raise FileNotFoundError(f"not in the checkout {root}: {', '.join(missing)}")
+        raise ClusterPackError(str(root), missing)
     return sorted(result)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from matchstream.errors import MatchstreamError
 
-__all__ = ["ClusterApplyError", "ClusterConfigError", "ClusterRenderError"]
+__all__ = ["ClusterApplyError", "ClusterConfigError", "ClusterPackError", "ClusterRenderError"]
 
 
 class ClusterConfigError(MatchstreamError):
@@ -14,6 +14,15 @@ class ClusterConfigError(MatchstreamError):
         where = f"{path}: [{key}]" if key else path
         super().__init__(f"{where}: {reason}")
         self.path, self.key, self.reason = path, key, reason
+
+
+class ClusterPackError(MatchstreamError):
+    """The archive cannot be built: a file it needs is not in the checkout."""
+
+    def __init__(self, root: str, missing: list[str]) -> None:
+        super().__init__(f"{root}: not a matchstream checkout, missing {', '.join(missing)} "
+                         "(pack from the repository the transforms live in)")
+        self.root, self.missing = root, missing
 
 
 class ClusterRenderError(MatchstreamError):

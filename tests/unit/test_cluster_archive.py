@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from matchstream.cluster.archive import ARCHIVE_NAME, PROGRAMS, pack
+from matchstream.cluster.errors import ClusterPackError
 from tests.unit.cluster_files import write
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,6 +67,13 @@ def test_the_pack_command_writes_it(archive: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert out.read_bytes() == archive.read_bytes()
     assert not (out.parent / (ARCHIVE_NAME + ".partial")).exists()
+
+
+def test_packing_outside_a_checkout_names_what_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "matchstream").mkdir()
+    with pytest.raises(ClusterPackError, match=r"missing transforms/outcomes.py, "):
+        pack(tmp_path / "x.tar.gz", root=tmp_path)
+    assert not (tmp_path / "x.tar.gz").exists()
 
 
 @pytest.fixture(scope="module")

@@ -140,3 +140,15 @@ def test_apply_to_an_address_nothing_answers_on_says_so(tmp_path: Path) -> None:
 def test_options_are_whole_words_only(tmp_path: Path) -> None:
     result = cli("apply", "--conf", str(write(tmp_path)), "--print-sql")
     assert result.returncode == 2 and "--conf" in result.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="sql/20_views.sql still has CREATE OR REPLACE VIEW: the "
+                   "sql/ fix is another branch of issue 9; drop this marker when it is merged")
+def test_the_cluster_gets_no_mariadb_only_construct(tmp_path: Path) -> None:
+    from tests.docker.guards import mariadb_only_constructs
+
+    findings = [f"{stmt.location}: {finding.what}"
+                for stmt in render_cluster_sql(load_config(write(tmp_path)), SQL)
+                for finding in mariadb_only_constructs(stmt.text + ";\n", "statement")]
+    assert not findings, "\n".join(findings)
+
