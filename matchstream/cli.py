@@ -375,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     from matchstream.model_command import add_parser as add_model_parser
 
     add_model_parser(sub, _add_stack_flags)
+    from matchstream.cluster.command import add_parser as add_cluster_parser
+
+    add_cluster_parser(sub)
     _whole_option_names_only(parser)
     return parser
 

@@ -8,10 +8,14 @@
 #   scripts/docker_up.sh --reset    remove the stack and its volumes first, then start over
 #   scripts/docker_up.sh --down     stop the stack and remove its volumes (models, data, topics)
 #   scripts/docker_up.sh --print-sql  print sql/*.sql as SingleStore will get it, and exit
+#   scripts/docker_up.sh --print-script-sql  print every other SQL statement this script sends
+#   scripts/docker_up.sh --client   the SingleStore client in the container (SQL from stdin, e.g.
+#                                   scripts/docker_up.sh --client < sql/queries/06_pipeline_health.sql)
 #
 # Idempotent: a second run keeps the data, re-applies sql/ and produces nothing new if the topics
 # already hold messages. Secrets: SINGLESTORE_ROOT_PASSWORD (and optionally SINGLESTORE_LICENSE)
-# from the shell or docker/.env, which is created with a random password if missing.
+# from the shell or docker/.env, which is created with a random password if missing; the password
+# is never on a command line (the client reads it from MYSQL_PWD inside the container).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,6 +36,8 @@ PIPELINES=(training scoring outcomes training_rejects scoring_rejects outcomes_r
 TOPIC_PARTITIONS=2
 # The free licence allows 8 cores at most (docs/containers.md, "Limits").
 MAX_CPUS=8
+# How long to wait for the first model version before the scoring pipeline starts anyway.
+MODEL_TIMEOUT="${MATCHSTREAM_DOCKER_MODEL_TIMEOUT:-900}"
 # Seconds for `compose up --wait` (a first boot under emulation is slow) and for the pipelines
 # to catch up with the topics (every batch starts a Python process; training imports TensorFlow).
 UP_TIMEOUT="${MATCHSTREAM_DOCKER_UP_TIMEOUT:-900}"
@@ -44,15 +50,17 @@ WITHHOLD_EVERY=50
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 
-demo=1 reset=0 down=0 print_sql=0
+demo=1 reset=0 down=0 print_sql=0 print_script_sql=0 client=0
 for arg in "$@"; do
   case "$arg" in
     --no-demo) demo=0 ;;
     --reset) reset=1 ;;
     --down) down=1 ;;
     --print-sql) print_sql=1 ;;
+    --print-script-sql) print_script_sql=1 ;;
+    --client) client=1 ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option '$arg' (try --help)" ;;
   esac
@@ -77,7 +85,7 @@ preflight() {
   python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || die "python3 >= 3.11 needed on the host (found $(python3 -V 2>&1))"
   if [ "$(uname -m)" = arm64 ] || [ "$(uname -m)" = aarch64 ]; then
-    say "warning: SingleStore's image is amd64-only and runs emulated here (slow; on macOS < 26 set S2_DEV_TAG=0.2.62 in docker/.env, see docs/containers.md)"
+    say "warning: SingleStore's image is amd64-only and runs emulated here (slow; on macOS < 26 set S2_DEV_TAG=0.2.62 in docker/.env: AlmaLinux 8, the build installs python3.12; see docs/containers.md)"
   fi
 }
 
@@ -125,14 +133,24 @@ stack_up() {
     || die "the stack did not become healthy; see: docker compose -f docker/compose.yaml logs"
 }
 
-# SQL through the client in the SingleStore container. The password stays inside the container
-# (its ROOT_PASSWORD), never on this host's command line.
+# SQL through the client in the SingleStore container. The password stays inside the container:
+# its ROOT_PASSWORD becomes the client's MYSQL_PWD, so it is on no command line (not this host's,
+# not the container's: `-p<password>` would show in ps there).
 s2_sql() {
   # shellcheck disable=SC2016  # $ROOT_PASSWORD and $@ are expanded by the container's sh
   compose exec -T singlestore sh -c \
-    'exec singlestore -h 127.0.0.1 -P 3306 -u root -p"$ROOT_PASSWORD" "$@"' sh "$@"
+    'MYSQL_PWD="$ROOT_PASSWORD" exec singlestore -h 127.0.0.1 -P 3306 -u root "$@"' sh "$@"
 }
 s2_query() { s2_sql --batch --skip-column-names; }
+
+# --client: stdin to the client (a table per result), or an interactive session on a terminal.
+s2_client() {
+  local tty=(-T)
+  if [ -t 0 ] && [ -t 1 ]; then tty=(); fi
+  # shellcheck disable=SC2016  # expanded by the container's sh
+  compose exec "${tty[@]}" singlestore sh -c \
+    'MYSQL_PWD="$ROOT_PASSWORD" exec singlestore -h 127.0.0.1 -P 3306 -u root --table'
+}
 
 var() {  # value of NAME in docker/pipeline-vars.env
   sed -n "s/^$1=//p" "$VARS_FILE" | tail -n 1
@@ -212,13 +230,84 @@ apply_sql() {
   fi
 }
 
+# --- every other SQL statement the script sends ---------------------------------------------
+# In one place, so --print-script-sql can show them and tests/docker/ can check them (quoted
+# identifiers: SingleStore restricts far more words than MariaDB, e.g. ROW_COUNT, STATE, MINUTE).
+# The arguments are this script's own constants (DATABASE, PIPELINES), never user input.
+# shellcheck disable=SC2016  # the backquotes quote an identifier, nothing is expanded
+sql_start() { printf 'START PIPELINE IF NOT RUNNING `%s`;\n' "$1"; }
+sql_cursor_sum() {
+  printf "SELECT COALESCE(SUM(\`SUCCESSFUL_CURSOR_OFFSET\`), 0) FROM \`information_schema\`.\`PIPELINES_CURSORS\` WHERE \`DATABASE_NAME\` = '%s' AND \`PIPELINE_NAME\` = '%s';\n" "$DATABASE" "$1"
+}
+sql_state() {
+  printf "SELECT \`STATE\` FROM \`information_schema\`.\`PIPELINES\` WHERE \`DATABASE_NAME\` = '%s' AND \`PIPELINE_NAME\` = '%s';\n" "$DATABASE" "$1"
+}
+sql_errors() {
+  printf "SELECT \`ERROR_TYPE\`, \`ERROR_MESSAGE\` FROM \`information_schema\`.\`PIPELINES_ERRORS\` WHERE \`DATABASE_NAME\` = '%s' AND \`PIPELINE_NAME\` = '%s' ORDER BY \`ERROR_UNIX_TIMESTAMP\` DESC LIMIT 5;\n" "$DATABASE" "$1"
+}
+sql_summary() {
+  cat <<'SQL'
+SELECT 'training_metrics' AS `table_name`, COUNT(*) AS `row_count` FROM `training_metrics`
+UNION ALL SELECT 'predictions', COUNT(*) FROM `predictions`
+UNION ALL SELECT 'outcomes', COUNT(*) FROM `outcomes`
+UNION ALL SELECT 'rejected_rows', COUNT(*) FROM `rejected_rows`;
+SELECT COUNT(DISTINCT `model_version`) AS `model_versions_used_for_scoring` FROM `predictions`;
+SELECT `scored`, `awaiting_outcome`, ROUND(`auc`, 3) AS `auc`, ROUND(`accuracy`, 3) AS `accuracy`,
+       ROUND(`accuracy_baseline`, 3) AS `always_no_match`, ROUND(`precision`, 3) AS `precision`,
+       ROUND(`recall`, 3) AS `recall`
+FROM `live_scoring_accuracy`;
+SQL
+}
+
+print_script_sql() {
+  local pipeline
+  for pipeline in "${PIPELINES[@]}"; do
+    sql_start "$pipeline"; sql_cursor_sum "$pipeline"; sql_state "$pipeline"; sql_errors "$pipeline"
+  done
+  sql_summary
+}
+
+start_pipeline() {
+  say "START PIPELINE $1"
+  sql_start "$1" | s2_sql -D "$DATABASE" || die "could not start pipeline $1"
+}
+
+# Every pipeline but scoring, which starts once a model version exists (start_scoring): on 9.0 a
+# failed batch is retried with exponential back-off (retry_options: first wait BATCH_INTERVAL, at
+# most 10x that, pipelines_max_retries_per_batch_partition tries), and each try of score.py waits
+# --wait-for-model 60 s for a model. Scoring rows that arrive first would put the pipeline in
+# Error (and rows in PIPELINES_ERRORS) if training takes minutes, as it can under emulation.
 start_pipelines() {
   local pipeline
   for pipeline in "${PIPELINES[@]}"; do
-    say "START PIPELINE $pipeline"
-    printf 'START PIPELINE IF NOT RUNNING %s;\n' "$pipeline" | s2_sql -D "$DATABASE" \
-      || die "could not start pipeline $pipeline"
+    [ "$pipeline" = scoring ] || start_pipeline "$pipeline"
   done
+}
+
+model_published() { compose exec -T singlestore test -f "$(var MODEL_DIR)/LATEST"; }
+
+# The demo's background producer, while it runs (run_demo); start_scoring reaps it if it ends
+# first, so a failed producer stops the wait for a model at once.
+PRODUCER_PID=""
+
+# $1 = wait: wait up to MODEL_TIMEOUT for training to publish the first version first.
+start_scoring() {
+  local deadline=$((SECONDS + MODEL_TIMEOUT))
+  if [ "${1:-}" = wait ]; then
+    say "waiting for the first model version before starting the scoring pipeline"
+    until model_published; do
+      if [ -n "$PRODUCER_PID" ] && ! kill -0 "$PRODUCER_PID" 2>/dev/null; then
+        wait "$PRODUCER_PID" || die "producing the demo data failed"
+        PRODUCER_PID=""
+      fi
+      [ "$SECONDS" -lt "$deadline" ] \
+        || die "no model version in $(var MODEL_DIR) after ${MODEL_TIMEOUT}s: is the training pipeline loading? (scripts/docker_up.sh --client <<< 'SELECT * FROM information_schema.PIPELINES_ERRORS')"
+      sleep 2
+    done
+  elif ! model_published; then
+    say "no model version yet: scoring batches wait for one (score.py --wait-for-model 60, then the batch is retried); produce training data first"
+  fi
+  start_pipeline scoring
 }
 
 # --- 4. the demo ---------------------------------------------------------------------------
@@ -277,11 +366,11 @@ wait_for_pipelines() {
     end="$(topic_end "$topic")"
     say "waiting for pipeline $pipeline to load $end messages"
     while :; do
-      done_offset="$(printf "SELECT COALESCE(SUM(SUCCESSFUL_CURSOR_OFFSET), 0) FROM information_schema.PIPELINES_CURSORS WHERE DATABASE_NAME = '%s' AND PIPELINE_NAME = '%s';\n" "$DATABASE" "$pipeline" | s2_query)"
+      done_offset="$(sql_cursor_sum "$pipeline" | s2_query)"
       [ "${done_offset:-0}" -ge "$end" ] && break
-      state="$(printf "SELECT STATE FROM information_schema.PIPELINES WHERE DATABASE_NAME = '%s' AND PIPELINE_NAME = '%s';\n" "$DATABASE" "$pipeline" | s2_query)"
+      state="$(sql_state "$pipeline" | s2_query)"
       if [ "$state" = Error ]; then
-        printf "SELECT ERROR_TYPE, ERROR_MESSAGE FROM information_schema.PIPELINES_ERRORS WHERE DATABASE_NAME = '%s' AND PIPELINE_NAME = '%s' ORDER BY ERROR_UNIX_TIMESTAMP DESC LIMIT 5;\n" "$DATABASE" "$pipeline" | s2_sql >&2 || true
+        sql_errors "$pipeline" | s2_sql >&2 || true
         die "pipeline $pipeline is in state Error (errors above; README: troubleshooting)"
       fi
       [ "$SECONDS" -lt "$deadline" ] || die "pipeline $pipeline loaded ${done_offset:-0} of $end messages in ${CATCHUP_TIMEOUT}s"
@@ -292,17 +381,7 @@ wait_for_pipelines() {
 
 summary() {
   say "summary"
-  s2_sql -D "$DATABASE" --table <<'SQL'
-SELECT 'training_metrics' AS table_name, COUNT(*) AS row_count FROM training_metrics
-UNION ALL SELECT 'predictions', COUNT(*) FROM predictions
-UNION ALL SELECT 'outcomes', COUNT(*) FROM outcomes
-UNION ALL SELECT 'rejected_rows', COUNT(*) FROM rejected_rows;
-SELECT COUNT(DISTINCT model_version) AS model_versions_used_for_scoring FROM predictions;
-SELECT scored, awaiting_outcome, ROUND(auc, 3) AS auc, ROUND(accuracy, 3) AS accuracy,
-       ROUND(accuracy_baseline, 3) AS always_no_match, ROUND(`precision`, 3) AS `precision`,
-       ROUND(recall, 3) AS recall
-FROM live_scoring_accuracy;
-SQL
+  sql_summary | s2_sql -D "$DATABASE" --table
 }
 
 run_demo() {
@@ -311,8 +390,15 @@ run_demo() {
   end_scoring="$(topic_end scoring)"
   if [ "$end_training" -gt 0 ] || [ "$end_scoring" -gt 0 ]; then
     say "the topics already hold messages ($end_training training, $end_scoring scoring): not producing again (--reset starts over)"
+    start_scoring wait
   else
-    produce_data
+    # Produce in the background so scoring can start as soon as training has published v1.
+    produce_data & PRODUCER_PID=$!
+    start_scoring wait
+    if [ -n "$PRODUCER_PID" ]; then
+      wait "$PRODUCER_PID" || die "producing the demo data failed"
+      PRODUCER_PID=""
+    fi
   fi
   wait_for_pipelines
   summary
@@ -320,7 +406,9 @@ run_demo() {
 
 main() {
   if [ "$print_sql" -eq 1 ]; then find_sql; render_sql "${SQL_FILES[@]}"; return; fi
+  if [ "$print_script_sql" -eq 1 ]; then print_script_sql; return; fi
   preflight
+  if [ "$client" -eq 1 ]; then s2_client; return; fi
   if [ "$down" -eq 1 ] || [ "$reset" -eq 1 ]; then
     say "docker compose down -v (stack, models, data and topics)"
     # Compose checks the required password variable on every command, even `down`, which never
@@ -337,10 +425,12 @@ main() {
   create_topics
   apply_sql
   start_pipelines
-  if [ "$demo" -eq 1 ]; then run_demo; fi
+  if [ "$demo" -eq 1 ]; then run_demo; else start_scoring; fi
   cat >&2 <<EOF
 
-SingleStore: mysql -h 127.0.0.1 -P ${SINGLESTORE_PORT:-3306} -u root -p   (password: SINGLESTORE_ROOT_PASSWORD in docker/.env)
+SingleStore: scripts/docker_up.sh --client   (or: mysql -h 127.0.0.1 -P ${SINGLESTORE_PORT:-3306} -u root -p, which prompts;
+             the password is SINGLESTORE_ROOT_PASSWORD in docker/.env)
+Queries:     scripts/docker_up.sh --client < sql/queries/01_latest_model.sql   (any sql/queries/ file)
 Studio:      http://localhost:${SINGLESTORE_STUDIO_PORT:-8080}
 Kafka:       localhost:9092 from this host, kafka:29092 from containers
 Stop:        scripts/docker_up.sh --down   (removes the volumes too)

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -137,7 +139,7 @@ def _connect_or_start(model_dir: Path, idle_seconds: float, *, may_start: bool) 
             [sys.executable, "-m", "matchstream.ml.trainer", "--model-dir", str(model_dir),
              "--idle-seconds", f"{idle_seconds:g}"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
-            start_new_session=True, cwd=model_dir)
+            start_new_session=True, cwd=model_dir, env=_trainer_env())
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
@@ -151,6 +153,18 @@ def _connect_or_start(model_dir: Path, idle_seconds: float, *, may_start: bool) 
             deadline = min(deadline, time.monotonic() + 5.0)
         time.sleep(_POLL_S)
     raise _Unavailable(f"it did not answer within {START_TIMEOUT_S:g} s")
+
+
+def _trainer_env() -> dict[str, str]:
+    """This environment, plus the directory this ``matchstream`` package was imported from
+    when no installed package would be found there: a ``.tar.gz`` transform's unpacked archive
+    is on the transform's own ``sys.path`` (its script directory) and nowhere else, so the
+    trainer started with ``-m`` in the model directory would not find the package."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    if root not in {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def _answering(model_dir: Path) -> socket.socket | None:

@@ -72,8 +72,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 
 def query(compose, sql: str) -> list[list[str]]:
-    script = 'exec singlestore -h 127.0.0.1 -P 3306 -u root -p"$ROOT_PASSWORD" -D speed_dating ' \
-        '--batch --skip-column-names -e "$1"'
+    # The password reaches the client through MYSQL_PWD, never its command line.
+    script = 'MYSQL_PWD="$ROOT_PASSWORD" exec singlestore -h 127.0.0.1 -P 3306 -u root ' \
+        '-D speed_dating --batch --skip-column-names -e "$1"'
     out, err, code = compose.exec_in_container(["sh", "-c", script, "sh", sql], "singlestore")
     assert code == 0, err
     return [line.split("\t") for line in out.splitlines() if line]

@@ -70,5 +70,6 @@ def test_help_lists_every_option() -> None:
         ["bash", str(DOCKER_UP), "--help"], capture_output=True, text=True, check=True,
         timeout=60,
     )
-    for option in ("--no-demo", "--reset", "--down", "--print-sql"):
+    for option in ("--no-demo", "--reset", "--down", "--print-sql", "--print-script-sql",
+                   "--client"):
         assert option in result.stdout

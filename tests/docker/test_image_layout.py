@@ -205,7 +205,8 @@ def test_kafka_address_is_the_brokers_container_listener(pipelines, compose) -> 
         # The inter-broker listener is the container one; the host one must advertise localhost.
         assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] == listener
     assert "PLAINTEXT_HOST" in listeners and listeners["PLAINTEXT_HOST"] == "localhost:9092"
-    assert kafka["ports"] == ["9092:9092"], "only the host listener is published, on 9092"
+    assert kafka["ports"] == ["127.0.0.1:9092:9092"], (
+        "only the host listener is published, on 9092 of the loopback address")
     # The healthcheck goes through the address SingleStore uses.
     assert read_vars()["KAFKA"] in " ".join(kafka["healthcheck"]["test"])
 
