@@ -265,10 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
         "sql",
         help="run SQL files, -e statements or stdin (pipeline statements go to the engine)",
         description="Run SQL through the local stack. Statements are split like the mysql "
-        "client does; CREATE/START/STOP/ALTER/DROP/SHOW/TEST/EXTRACT PIPELINE statements run in "
-        "the local pipeline engine, everything else in MariaDB. ${NAME} placeholders are filled "
-        "from --var NAME=VALUE, whose local defaults are KAFKA, TRANSFORMS, MODEL_DIR, FEATURES "
-        "and CATALOG (matchstream_catalog).",
+        "client does; CREATE/START/STOP/ALTER/DROP/SHOW/TEST/EXTRACT PIPELINE statements and "
+        "SELECT ... INTO KAFKA run in the local pipeline engine, everything else in MariaDB once "
+        "the SingleStore gate has checked it (information_schema.PIPELINES* and @@pipelines_* "
+        "are the engine's). ${NAME} placeholders are filled from --var NAME=VALUE, whose local "
+        "defaults are KAFKA, TRANSFORMS, MODEL_DIR and FEATURES.",
     )
     sql.add_argument("files", nargs="*", help="SQL files, run in the order given")
     sql.add_argument("-e", "--execute", action="append", help="SQL text to run (repeatable)")

@@ -19,7 +19,6 @@ import pymysql
 from matchstream.config import Config, project_root
 from matchstream.db import connect
 from matchstream.engine import catalog, variables
-from matchstream.engine.catalog import CATALOG_SCHEMA
 from matchstream.errors import MatchstreamError
 from matchstream.gate import Forward, SetVariables, ShowVariables, Verdict, check_statement
 from matchstream.output import ResultFormat, format_table
@@ -85,7 +84,6 @@ def default_variables(config: Config) -> dict[str, str]:
         "TRANSFORMS": str(root / "transforms"),
         "MODEL_DIR": str(config.state_dir / "models"),
         "FEATURES": str(root / "data" / "features.json"),
-        "CATALOG": CATALOG_SCHEMA,
     }
 
 

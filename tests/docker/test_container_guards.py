@@ -66,8 +66,6 @@ def test_docker_up_script_sql_has_no_mariadb_only_construct() -> None:
     assert mariadb_only_constructs(script_sql(), "docker_up.sh --print-script-sql") == []
 
 
-@pytest.mark.xfail(strict=True, reason="sql/20_views.sql still has CREATE OR REPLACE VIEW: the "
-                   "sql/ fix is another branch of issue 9; drop this marker when it is merged")
 def test_the_sql_the_container_path_applies_has_no_mariadb_only_construct() -> None:
     findings = []
     for path in sorted(SQL_DIR.glob("*.sql")):
@@ -79,8 +77,6 @@ def test_the_sql_the_container_path_applies_has_no_mariadb_only_construct() -> N
 # --- C3: sql/queries/ must run unchanged on SingleStore ------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="sql/queries/06_pipeline_health.sql still has ${CATALOG}: "
-                   "another branch of issue 9 rewrites it against information_schema")
 def test_the_monitoring_queries_need_no_placeholder(tmp_path: Path) -> None:
     # Rendered by docker_up.sh with pipeline-vars.env, which no longer defines CATALOG.
     for path in sorted((SQL_DIR / "queries").glob("*.sql")):

@@ -33,6 +33,7 @@ from matchstream.config import Config
 from matchstream.engine import catalog
 from matchstream.engine.settings import open_connection
 from matchstream.framing import encode_frames, fingerprint
+from matchstream.gate import Forward, check_statement
 from matchstream.ml.rejects import MESSAGE_PREFIX_BYTES
 from matchstream.ml.trainer_link import stop_trainer
 from matchstream.sqlrunner import ScriptSource, default_variables, run_sources
@@ -345,18 +346,20 @@ def test_bad_messages_are_skipped_and_recorded_once_each(
     assert any(len(b.message) > 1_000_000 for b in train_bad.values())
 
     # docs/model.md's query for a reject's Kafka offset from the catalog alone.
-    found = env.db(OFFSET_QUERY.format(database=env.database, catalog=catalog.CATALOG_SCHEMA))
+    query = check_statement(OFFSET_QUERY.format(database=env.database))  # as `matchstream sql`
+    assert isinstance(query, Forward)
+    found = env.db(query.text)
     expected = sorted((role, 0, offset, bad.reason) for role, (_, by) in topics.items()
                       for offset, bad in by.items())
     assert sorted((r, int(p), int(o), reason) for r, p, o, reason in found) == expected
 
 
-# docs/model.md, "Bad rows" (there with ${CATALOG} and the demo's database).
+# docs/model.md, "Bad rows" (there with the demo's database).
 OFFSET_QUERY = """
 SELECT r.pipeline_name, b.BATCH_SOURCE_PARTITION_ID AS kafka_partition,
        b.BATCH_EARLIEST_OFFSET + r.`position` AS kafka_offset, r.reason
 FROM `{database}`.rejected_rows r
-JOIN `{catalog}`.PIPELINES_BATCHES b
+JOIN information_schema.PIPELINES_BATCHES b
   ON b.DATABASE_NAME = '{database}'
  AND b.PIPELINE_NAME = CASE r.pipeline_name WHEN 'training' THEN 'training_rejects'
                                             WHEN 'outcomes' THEN 'outcomes_rejects'
