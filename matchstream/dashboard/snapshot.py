@@ -1,0 +1,225 @@
+"""One refresh of the dashboard: run every query on one session and shape the rows for charts.
+
+The result is plain JSON (what ``/data.json`` serves and the report embeds): columnar series,
+one list per column, as uPlot draws them, with times as Unix seconds. A query that fails (a view
+missing on an old schema, a catalog not created yet) leaves its section empty and its error in
+``errors`` under the section's name, so the page shows it and the other sections still update.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pymysql
+
+from matchstream.dashboard.queries import QUERIES, WINDOW_SECONDS, catalog_query
+
+__all__ = ["Snapshot", "collect", "columns", "epoch", "fill_seconds", "topic_of", "where"]
+
+Snapshot = dict[str, Any]
+Row = dict[str, Any]
+
+
+def collect(connect: Callable[[], Any], *, database: str, catalog: str) -> Snapshot:
+    """Everything the page shows, read through a session from ``connect()`` (closed after).
+
+    ``connect`` is called here so that an unreachable database is reported on the page like
+    any other error instead of failing the request.
+    """
+    snapshot: Snapshot = {"database": database, "catalog": catalog, "generated_at": time.time(),
+                          "errors": {}, "cost": {"queries": 0, "seconds": 0.0, "by_query": {}}}
+    try:
+        conn = connect()
+    except Exception as exc:  # every cause is shown on the page; none stops the server
+        snapshot["errors"]["connection"] = _message(exc)
+        return _shape(snapshot, {})
+    params = {"database": database, "window": WINDOW_SECONDS}
+    rows: dict[str, list[Row]] = {}
+    try:
+        named = list(QUERIES.items())
+        named += [(n, catalog_query(n, catalog)) for n in ("pipelines", "lag", "batches",
+                                                           "errors")]
+        for name, query in named:
+            started = time.perf_counter()
+            try:
+                rows[name] = _fetch(conn, query, params)
+            except pymysql.MySQLError as exc:
+                snapshot["errors"][name] = _message(exc)
+                if isinstance(exc, pymysql.OperationalError) and _session_lost(exc):
+                    break
+            finally:
+                spent = time.perf_counter() - started
+                snapshot["cost"]["queries"] += 1
+                snapshot["cost"]["seconds"] += spent
+                snapshot["cost"]["by_query"][name] = spent
+    finally:
+        conn.close()
+    return _shape(snapshot, rows)
+
+
+def _fetch(conn: Any, query: str, params: dict[str, Any]) -> list[Row]:
+    with conn.cursor() as cursor:
+        cursor.execute(query, params)
+        names = [d[0] for d in cursor.description or ()]
+        return [dict(zip(names, (_plain(v) for v in r), strict=True)) for r in cursor.fetchall()]
+
+
+def _session_lost(exc: pymysql.OperationalError) -> bool:
+    return bool(exc.args) and exc.args[0] in {2006, 2013}
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, pymysql.MySQLError) and len(exc.args) >= 2:
+        return f"({exc.args[0]}) {exc.args[1]}"
+    return str(exc) or type(exc).__name__
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready value: DECIMAL as float, DATETIME as Unix seconds (stored in UTC), bytes as
+    text.
+
+    >>> _plain(Decimal("0.25")), _plain(datetime(1970, 1, 1, 0, 1)), _plain(b"x")
+    (0.25, 60.0, 'x')
+    """
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN; a NULL is what the page shows for "no figure"
+    if isinstance(value, datetime):
+        return epoch(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return value
+
+
+def epoch(value: datetime | str | None) -> float | None:
+    """Unix seconds of a time the tables hold in UTC (a DATETIME or its text).
+
+    >>> epoch("1970-01-01 00:02:00"), epoch(None)
+    (120.0, None)
+    """
+    if value is None:
+        return None
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when.replace(tzinfo=UTC).timestamp()
+
+
+def columns(rows: Iterable[Row], names: Sequence[str]) -> dict[str, list[Any]]:
+    """Rows as one list per column, the shape uPlot draws.
+
+    >>> columns([{"a": 1, "b": 2}, {"a": 3, "b": None}], ["a", "b"])
+    {'a': [1, 3], 'b': [2, None]}
+    """
+    rows = list(rows)
+    return {n: [r.get(n) for r in rows] for n in names}
+
+
+def fill_seconds(rows: Sequence[Row]) -> dict[str, list[Any]]:
+    """Predictions per second with the silent seconds as 0, so the chart drops to zero.
+
+    >>> fill_seconds([{"second": "1970-01-01 00:00:01", "predictions": 2},
+    ...               {"second": "1970-01-01 00:00:04", "predictions": 1}])
+    {'second': [1.0, 2.0, 3.0, 4.0], 'predictions': [2, 0, 0, 1]}
+    """
+    counts = {epoch(r["second"]): int(r["predictions"]) for r in rows}
+    if not counts:
+        return {"second": [], "predictions": []}
+    first, last = int(min(c for c in counts if c is not None)), int(max(
+        c for c in counts if c is not None))
+    seconds = [float(s) for s in range(first, last + 1)]
+    return {"second": seconds, "predictions": [counts.get(s, 0) for s in seconds]}
+
+
+def where(error: Row, topics: dict[str, str]) -> str:
+    """Where a PIPELINES_ERRORS row happened: pipeline, batch, ``topic[partition]@offsets``.
+
+    >>> where({"PIPELINE_NAME": "scoring", "BATCH_ID": 7, "BATCH_SOURCE_PARTITION_ID": "0",
+    ...        "BATCH_EARLIEST_OFFSET": 40, "BATCH_LATEST_OFFSET": 52,
+    ...        "LOAD_DATA_LINE_NUMBER": 3}, {"scoring": "scoring"})
+    'pipeline scoring, batch 7, scoring[0]@40..52, line 3'
+    >>> where({"PIPELINE_NAME": "p", "BATCH_ID": None}, {})
+    'pipeline p'
+    """
+    parts = [f"pipeline {error['PIPELINE_NAME']}"]
+    if error.get("BATCH_ID") is not None:
+        parts.append(f"batch {error['BATCH_ID']}")
+    partition = error.get("BATCH_SOURCE_PARTITION_ID")
+    if partition is not None:
+        topic = topics.get(str(error["PIPELINE_NAME"]), "")
+        span = f"@{error.get('BATCH_EARLIEST_OFFSET')}"
+        if error.get("BATCH_LATEST_OFFSET") is not None:
+            span += f"..{error['BATCH_LATEST_OFFSET']}"
+        parts.append(f"{topic}[{partition}]{span}")
+    if error.get("LOAD_DATA_LINE_NUMBER") is not None:
+        parts.append(f"line {error['LOAD_DATA_LINE_NUMBER']}")
+    return ", ".join(parts)
+
+
+def topic_of(config_json: Any) -> str:
+    """The topic of a pipeline's ``CONFIG_JSON`` (its ``connection_string`` is host/topic).
+
+    >>> topic_of('{"connection_string": "127.0.0.1:9092/training"}'), topic_of("not json")
+    ('training', '')
+    """
+    try:
+        endpoint = json.loads(config_json).get("connection_string") or ""
+    except (TypeError, ValueError, AttributeError):
+        return ""
+    return str(endpoint).rpartition("/")[2]
+
+
+def _shape(snapshot: Snapshot, rows: dict[str, list[Row]]) -> Snapshot:
+    totals = rows.get("totals") or [{}]
+    snapshot["totals"] = totals[0]
+    snapshot["training"] = columns(reversed(rows.get("training", [])), [
+        "model_version", "trained_at", "batch_rows", "rows_seen_total", "accuracy",
+        "accuracy_baseline", "auc", "f1"])
+    live = rows.get("live") or [{}]
+    snapshot["live"] = live[0]
+    per_minute = [{**r, "minute": epoch(r["minute"])} for r in reversed(
+        rows.get("live_per_minute", []))]
+    snapshot["live_per_minute"] = columns(per_minute, [
+        "minute", "with_outcome", "accuracy", "accuracy_baseline", "auc"])
+    snapshot["live_per_version"] = columns(reversed(rows.get("live_per_version", [])), [
+        "model_version", "predictions", "with_outcome", "accuracy", "accuracy_baseline", "auc"])
+    snapshot["predictions_per_second"] = fill_seconds(rows.get("predictions_per_second", []))
+    snapshot["drift"] = rows.get("drift", [])
+    snapshot["pipelines"], snapshot["batch_times"], snapshot["recent_errors"] = _pipelines(rows)
+    return snapshot
+
+
+def _pipelines(rows: dict[str, list[Row]]) -> tuple[list[Row], dict[str, Any], list[Row]]:
+    lag = {r["PIPELINE_NAME"]: r for r in rows.get("lag", [])}
+    batches = list(reversed(rows.get("batches", [])))
+    topics: dict[str, str] = {}
+    pipelines = []
+    for p in rows.get("pipelines", []):
+        name = str(p["PIPELINE_NAME"])
+        topics[name] = topic_of(p.get("CONFIG_JSON"))
+        mine = [b for b in batches if b["PIPELINE_NAME"] == name]
+        seen = lag.get(name, {})
+        pipelines.append({
+            "name": name, "state": p["STATE"], "topic": topics[name],
+            # None until the engine has looked at every partition's end at least once.
+            "lag": None if not seen.get("partitions_seen") else seen.get("lag"),
+            "lag_seen_at": seen.get("seen_at"),
+            "batch_seconds": mine[-1]["batch_time"] if mine else None,
+            "last_batch_at": mine[-1]["started"] if mine else None,
+            "batches_in_window": len(mine),
+        })
+    names = [p["name"] for p in pipelines]
+    # One x (batch start) shared by every pipeline's series, None where another pipeline ran.
+    times = [b["started"] for b in batches]
+    series = [[b["batch_time"] if b["PIPELINE_NAME"] == n else None for b in batches]
+              for n in names]
+    errors = [{"id": e["ERROR_ID"], "at": e["ERROR_UNIX_TIMESTAMP"], "pipeline": e["PIPELINE_NAME"],
+               "type": e["ERROR_TYPE"], "kind": e["ERROR_KIND"], "code": e["ERROR_CODE"],
+               "message": e["ERROR_MESSAGE"], "std_error": e["std_error"],
+               "where": where(e, topics)} for e in rows.get("errors", [])]
+    return pipelines, {"pipelines": names, "started": times, "series": series}, errors
