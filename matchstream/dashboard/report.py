@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ def write_report(out: Path, connect: Callable[[], Any], *, database: str,
     A report of a database that cannot be read would be a page of error messages: that is an
     error here, not a file.
     """
-    snapshot = collect(connect, database=database, catalog=catalog)
+    snapshot = collect(lambda: contextlib.closing(connect()), database=database, catalog=catalog)
     if "connection" in snapshot["errors"]:
         raise DashboardError(f"report of {database}: {snapshot['errors']['connection']}")
     tmp = out.with_name(f".{out.name}.tmp")

@@ -1,8 +1,9 @@
 """``matchstream dashboard``: the page and its data over HTTP on a local address.
 
 Standard library only (``ThreadingHTTPServer``): three kinds of GET, each answered from the
-package or one fresh database session, so a slow query holds up only its own request and a
-database that goes away shows up on the page instead of stopping the server.
+package or from one database session of its own (kept between refreshes: sessions.py), so a
+slow query holds up only its own request and a database that goes away shows up on the page
+instead of stopping the server.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from matchstream.dashboard.errors import DashboardPortInUse
 from matchstream.dashboard.page import SERVED_POLICY, STATIC_FILES, page_html, static_bytes
+from matchstream.dashboard.sessions import SessionPool
 from matchstream.dashboard.snapshot import collect
 
 __all__ = ["DashboardServer", "serve"]
@@ -83,10 +85,12 @@ class _Handler(BaseHTTPRequestHandler):
 def serve(host: str, port: int, connect: Callable[[], Any], *, database: str,
           catalog: str, ready: Callable[[str], None] = print) -> None:
     """Serve until interrupted; ``ready`` gets the URL once the socket listens."""
+    pool = SessionPool(connect)
     server = DashboardServer(host, port,
-                             lambda: collect(connect, database=database, catalog=catalog))
+                             lambda: collect(pool.session, database=database, catalog=catalog))
     try:
         ready(server.url)
         server.serve_forever(poll_interval=0.5)
     finally:
         server.server_close()
+        pool.close()

@@ -12,6 +12,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import pymysql
 
 from matchstream.dashboard.queries import QUERIES, WINDOW_SECONDS, catalog_query
+from matchstream.errors import MatchstreamError
 
 __all__ = ["Snapshot", "collect", "columns", "epoch", "fill_seconds", "topic_of", "where"]
 
@@ -26,41 +28,43 @@ Snapshot = dict[str, Any]
 Row = dict[str, Any]
 
 
-def collect(connect: Callable[[], Any], *, database: str, catalog: str) -> Snapshot:
-    """Everything the page shows, read through a session from ``connect()`` (closed after).
+def collect(session: Callable[[], AbstractContextManager[Any]], *, database: str,
+            catalog: str) -> Snapshot:
+    """Everything the page shows, read on one session from ``session()`` (a context manager).
 
-    ``connect`` is called here so that an unreachable database is reported on the page like
+    The session is opened here so that an unreachable database is reported on the page like
     any other error instead of failing the request.
     """
     snapshot: Snapshot = {"database": database, "catalog": catalog, "generated_at": time.time(),
                           "errors": {}, "cost": {"queries": 0, "seconds": 0.0, "by_query": {}}}
-    try:
-        conn = connect()
-    except Exception as exc:  # every cause is shown on the page; none stops the server
-        snapshot["errors"]["connection"] = _message(exc)
-        return _shape(snapshot, {})
-    params = {"database": database, "window": WINDOW_SECONDS}
     rows: dict[str, list[Row]] = {}
     try:
-        named = list(QUERIES.items())
-        named += [(n, catalog_query(n, catalog)) for n in ("pipelines", "lag", "batches",
-                                                           "errors")]
-        for name, query in named:
-            started = time.perf_counter()
-            try:
-                rows[name] = _fetch(conn, query, params)
-            except pymysql.MySQLError as exc:
-                snapshot["errors"][name] = _message(exc)
-                if isinstance(exc, pymysql.OperationalError) and _session_lost(exc):
-                    break
-            finally:
-                spent = time.perf_counter() - started
-                snapshot["cost"]["queries"] += 1
-                snapshot["cost"]["seconds"] += spent
-                snapshot["cost"]["by_query"][name] = spent
-    finally:
-        conn.close()
+        with session() as conn:
+            _run(conn, snapshot, rows, database=database, catalog=catalog)
+    except (MatchstreamError, pymysql.MySQLError, OSError) as exc:
+        # No session (the stack is down, no password file, no such database): on the page.
+        snapshot["errors"]["connection"] = _message(exc)
     return _shape(snapshot, rows)
+
+
+def _run(conn: Any, snapshot: Snapshot, rows: dict[str, list[Row]], *, database: str,
+         catalog: str) -> None:
+    params = {"database": database, "window": WINDOW_SECONDS}
+    named = list(QUERIES.items())
+    named += [(n, catalog_query(n, catalog)) for n in ("pipelines", "lag", "batches", "errors")]
+    for name, query in named:
+        started = time.perf_counter()
+        try:
+            rows[name] = _fetch(conn, query, params)
+        except pymysql.MySQLError as exc:
+            snapshot["errors"][name] = _message(exc)
+            if isinstance(exc, pymysql.OperationalError) and _session_lost(exc):
+                break
+        finally:
+            spent = time.perf_counter() - started
+            snapshot["cost"]["queries"] += 1
+            snapshot["cost"]["seconds"] += spent
+            snapshot["cost"]["by_query"][name] = spent
 
 
 def _fetch(conn: Any, query: str, params: dict[str, Any]) -> list[Row]:

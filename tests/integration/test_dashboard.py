@@ -11,6 +11,7 @@ database and with the rows inserted. Screenshots go to test-artifacts/ at the re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -302,6 +303,27 @@ def test_a_row_inserted_in_the_database_shows_up_without_a_reload(
     assert page.script_errors() == []
 
 
+def test_a_kept_session_the_server_lost_is_replaced_without_an_error(
+        dash: Dash, dashboard: str, browser: Chromium) -> None:
+    """The server keeps its sessions between refreshes; one killed on the database side (as by
+    a restart or wait_timeout) is noticed before use and replaced, not shown as an error."""
+    page = browser.new_page()
+    page.open(dashboard)
+    page.wait_for("window.matchstreamDashboard.refreshes >= 2", "two refreshes")
+    own = dash.db("SELECT CONNECTION_ID()")[0][0]
+    kept = [i for (i,) in dash.db("SELECT ID FROM information_schema.PROCESSLIST "
+                                  "WHERE DB = %s AND ID <> %s", [dash.database, own])]
+    assert kept, "the dashboard keeps no session between refreshes"
+    for session in kept:
+        dash.db(f"KILL CONNECTION {int(session)}")
+    dash.insert("training_metrics", training_row(VERSIONS + 1))
+    page.wait_for(f"window.matchstreamDashboard.charts.training.data[0].includes({VERSIONS + 1})",
+                  "the new model version after the session was killed")
+    assert page.evaluate("window.matchstreamDashboard.refreshesWithErrors") == 0
+    assert page.evaluate("window.matchstreamDashboard.failures") == 0
+    assert text(page, "#problems") == ""
+
+
 def test_a_database_error_is_shown_on_the_page_and_the_server_goes_on(
         dash: Dash, cli_env: dict[str, str], browser: Chromium) -> None:
     missing = dash.database + "_missing"
@@ -384,7 +406,7 @@ def test_the_dashboard_reads_only(dash: Dash) -> None:
             return pymysql.connect(host="127.0.0.1", port=dash.config.db_port, user=user,
                                    password=password, database=dash.database)
 
-        snapshot = collect(read_only, database=dash.database,
+        snapshot = collect(lambda: contextlib.closing(read_only()), database=dash.database,
                            catalog=catalog.CATALOG_SCHEMA)
         assert snapshot["errors"] == {}
         assert snapshot["training"]["model_version"] == list(range(1, VERSIONS + 1))

@@ -10,7 +10,8 @@
   var COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
                 "#17becf", "#7f7f7f", "#bcbd22"];
 
-  var state = {charts: {}, snapshot: null, refreshes: 0, failures: 0,
+  // refreshesWithErrors: snapshots that carried a database error (shown, then maybe gone).
+  var state = {charts: {}, snapshot: null, refreshes: 0, failures: 0, refreshesWithErrors: 0,
                lag: {t: [], pipelines: [], series: []}, mode: "live"};
   window.matchstreamDashboard = state;
 
@@ -201,7 +202,9 @@
     drawTiles(s);
     drawCharts(s);
     drawTables(s);
-    showProblems(Object.keys(s.errors).map(function (k) { return k + ": " + s.errors[k]; }));
+    var problems = Object.keys(s.errors).map(function (k) { return k + ": " + s.errors[k]; });
+    if (problems.length) { state.refreshesWithErrors += 1; }
+    showProblems(problems);
     document.getElementById("cost").textContent = "This refresh: " + s.cost.queries +
       " queries, " + (s.cost.seconds * 1000).toFixed(1) + " ms in the database (catalog " +
       s.catalog + ").";
