@@ -261,8 +261,16 @@ def assert_page_holds_the_database(page: Page, dash: Dash) -> None:
     assert drift == ["3 feature"]
 
 
-def test_the_page_draws_what_the_database_holds(dash: Dash, dashboard: str,
-                                                browser: Chromium) -> None:
+def keep(page: Page, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Save a screenshot under test-artifacts/ and name it in the test output (past capture,
+    so a passing run shows it too)."""
+    shot = page.screenshot(ARTIFACTS / name)
+    with capsys.disabled():
+        print(f"\nscreenshot: {shot}")
+
+
+def test_the_page_draws_what_the_database_holds(dash: Dash, dashboard: str, browser: Chromium,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     page = browser.new_page()
     page.open(dashboard)
     page.wait_for("window.matchstreamDashboard.refreshes >= 1", "the first refresh")
@@ -278,8 +286,7 @@ def test_the_page_draws_what_the_database_holds(dash: Dash, dashboard: str,
     requests = page.requests()
     assert requests and all(u.startswith(dashboard) for u in requests), requests
     assert page.script_errors() == []
-    shot = page.screenshot(ARTIFACTS / "dashboard.png")
-    print(f"dashboard screenshot: {shot}")
+    keep(page, "dashboard.png", capsys)
 
 
 def test_a_row_inserted_in_the_database_shows_up_without_a_reload(
@@ -354,7 +361,8 @@ def test_a_database_error_is_shown_on_the_page_and_the_server_goes_on(
 
 
 def test_the_report_is_one_file_that_opens_offline_and_holds_the_numbers(
-        dash: Dash, cli_env: dict[str, str], browser: Chromium, tmp_path: Path) -> None:
+        dash: Dash, cli_env: dict[str, str], browser: Chromium, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report.html"
     done = subprocess.run([sys.executable, "-m", "matchstream.cli", "report", "--out", str(out),
                            "-D", dash.database], env=cli_env, cwd=REPO, capture_output=True,
@@ -376,8 +384,7 @@ def test_the_report_is_one_file_that_opens_offline_and_holds_the_numbers(
     time.sleep(2.5)
     assert page.requests() == [out.as_uri()]
     assert page.script_errors() == []
-    shot = page.screenshot(ARTIFACTS / "report.png")
-    print(f"report screenshot: {shot}")
+    keep(page, "report.png", capsys)
 
 
 def test_the_report_of_a_database_that_cannot_be_read_is_an_error(

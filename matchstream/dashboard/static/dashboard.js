@@ -205,7 +205,8 @@
     var problems = Object.keys(s.errors).map(function (k) { return k + ": " + s.errors[k]; });
     if (problems.length) { state.refreshesWithErrors += 1; }
     showProblems(problems);
-    document.getElementById("cost").textContent = "This refresh: " + s.cost.queries +
+    document.getElementById("cost").textContent = (state.mode === "report"
+      ? "Reading the data for this report: " : "This refresh: ") + s.cost.queries +
       " queries, " + (s.cost.seconds * 1000).toFixed(1) + " ms in the database (catalog " +
       s.catalog + ").";
   }
@@ -242,6 +243,8 @@
   var embedded = document.getElementById("snapshot");
   if (embedded) {
     state.mode = "report";
+    document.querySelector("#chart-lag figcaption").textContent =
+      "Lag per pipeline, messages, when the report was written";
     var snapshot = JSON.parse(embedded.textContent);
     state.refreshes = 1;
     render(snapshot);
