@@ -19,7 +19,12 @@ from typing import Any
 
 import pymysql
 
-from matchstream.dashboard.queries import QUERIES, WINDOW_SECONDS, catalog_query
+from matchstream.dashboard.queries import (
+    CATALOG_QUERIES,
+    QUERIES,
+    WINDOW_SECONDS,
+    catalog_query,
+)
 from matchstream.errors import MatchstreamError
 
 __all__ = ["Snapshot", "collect", "columns", "epoch", "fill_seconds", "topic_of", "where"]
@@ -50,8 +55,7 @@ def collect(session: Callable[[], AbstractContextManager[Any]], *, database: str
 def _run(conn: Any, snapshot: Snapshot, rows: dict[str, list[Row]], *, database: str,
          catalog: str) -> None:
     params = {"database": database, "window": WINDOW_SECONDS}
-    named = list(QUERIES.items())
-    named += [(n, catalog_query(n, catalog)) for n in ("pipelines", "lag", "batches", "errors")]
+    named = [*QUERIES.items(), *((n, catalog_query(n, catalog)) for n in CATALOG_QUERIES)]
     for name, query in named:
         started = time.perf_counter()
         try:
@@ -210,7 +214,7 @@ def _pipelines(rows: dict[str, list[Row]]) -> tuple[list[Row], dict[str, Any], l
         seen = lag.get(name, {})
         pipelines.append({
             "name": name, "state": p["STATE"], "topic": topics[name],
-            # None until the engine has looked at every partition's end at least once.
+            # None until the engine has seen where any of its partitions ends.
             "lag": None if not seen.get("partitions_seen") else seen.get("lag"),
             "lag_seen_at": seen.get("seen_at"),
             "batch_seconds": mine[-1]["batch_time"] if mine else None,
