@@ -18,7 +18,7 @@ from typing import Any
 from matchstream.dashboard.errors import DashboardPortInUse
 from matchstream.dashboard.page import SERVED_POLICY, STATIC_FILES, page_html, static_bytes
 from matchstream.dashboard.sessions import SessionPool
-from matchstream.dashboard.snapshot import collect
+from matchstream.dashboard.snapshot import Reuse, collect
 
 __all__ = ["DashboardServer", "serve"]
 
@@ -85,9 +85,9 @@ class _Handler(BaseHTTPRequestHandler):
 def serve(host: str, port: int, connect: Callable[[], Any], *, database: str,
           catalog: str, ready: Callable[[str], None] = print) -> None:
     """Serve until interrupted; ``ready`` gets the URL once the socket listens."""
-    pool = SessionPool(connect)
-    server = DashboardServer(host, port,
-                             lambda: collect(pool.session, database=database, catalog=catalog))
+    pool, reuse = SessionPool(connect), Reuse()
+    server = DashboardServer(host, port, lambda: collect(
+        pool.session, database=database, catalog=catalog, reuse=reuse))
     try:
         ready(server.url)
         server.serve_forever(poll_interval=0.5)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -21,31 +22,66 @@ import pymysql
 
 from matchstream.dashboard.queries import (
     CATALOG_QUERIES,
+    INPUTS_OF_LIVE,
+    LIVE,
     QUERIES,
     WINDOW_SECONDS,
     catalog_query,
 )
 from matchstream.errors import MatchstreamError
 
-__all__ = ["Snapshot", "collect", "columns", "epoch", "fill_seconds", "topic_of", "where"]
+__all__ = ["Reuse", "Snapshot", "collect", "columns", "epoch", "fill_seconds", "topic_of", "where"]
 
 Snapshot = dict[str, Any]
 Row = dict[str, Any]
 
 
+class Reuse:
+    """The live-quality rows of the last refresh, reused while their inputs are unchanged.
+
+    Those views rank every prediction (queries.py); between outcomes, a page left open would
+    pay that every 2 s for the same answer. ``max_age_s`` bounds how long a change the inputs'
+    counters cannot see (an UPDATE in place) stays unseen.
+
+    >>> reuse = Reuse(max_age_s=60)
+    >>> reuse.put(("k",), {"live": [{"auc": 0.5}]}, now=0.0)
+    >>> reuse.get(("k",), now=59.0), reuse.get(("other",), now=1.0), reuse.get(("k",), now=61.0)
+    ({'live': [{'auc': 0.5}]}, None, None)
+    """
+
+    def __init__(self, max_age_s: float = 60.0) -> None:
+        self.max_age_s = max_age_s
+        self._key: tuple[Any, ...] | None = None
+        self._rows: dict[str, list[Row]] = {}
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], now: float) -> dict[str, list[Row]] | None:
+        with self._lock:
+            if key == self._key and now - self._at <= self.max_age_s:
+                return dict(self._rows)
+            return None
+
+    def put(self, key: tuple[Any, ...], rows: dict[str, list[Row]], now: float) -> None:
+        with self._lock:
+            self._key, self._rows, self._at = key, dict(rows), now
+
+
 def collect(session: Callable[[], AbstractContextManager[Any]], *, database: str,
-            catalog: str) -> Snapshot:
+            catalog: str, reuse: Reuse | None = None) -> Snapshot:
     """Everything the page shows, read on one session from ``session()`` (a context manager).
 
     The session is opened here so that an unreachable database is reported on the page like
-    any other error instead of failing the request.
+    any other error instead of failing the request. With ``reuse``, the live-quality queries
+    run only when their inputs changed (or their rows are older than its ``max_age_s``).
     """
     snapshot: Snapshot = {"database": database, "catalog": catalog, "generated_at": time.time(),
-                          "errors": {}, "cost": {"queries": 0, "seconds": 0.0, "by_query": {}}}
+                          "errors": {}, "cost": {"queries": 0, "seconds": 0.0, "by_query": {},
+                                                 "reused": []}}
     rows: dict[str, list[Row]] = {}
     try:
         with session() as conn:
-            _run(conn, snapshot, rows, database=database, catalog=catalog)
+            _run(conn, snapshot, rows, database=database, catalog=catalog, reuse=reuse)
     except (MatchstreamError, pymysql.MySQLError, OSError) as exc:
         # No session (the stack is down, no password file, no such database): on the page.
         snapshot["errors"]["connection"] = _message(exc)
@@ -53,10 +89,17 @@ def collect(session: Callable[[], AbstractContextManager[Any]], *, database: str
 
 
 def _run(conn: Any, snapshot: Snapshot, rows: dict[str, list[Row]], *, database: str,
-         catalog: str) -> None:
+         catalog: str, reuse: Reuse | None) -> None:
     params = {"database": database, "window": WINDOW_SECONDS}
     named = [*QUERIES.items(), *((n, catalog_query(n, catalog)) for n in CATALOG_QUERIES)]
+    key: tuple[Any, ...] | None = None
     for name, query in named:
+        if name in LIVE and key is not None and reuse is not None:
+            kept = reuse.get(key, time.monotonic())
+            if kept is not None and name in kept:
+                rows[name] = kept[name]
+                snapshot["cost"]["reused"].append(name)
+                continue
         started = time.perf_counter()
         try:
             rows[name] = _fetch(conn, query, params)
@@ -69,6 +112,11 @@ def _run(conn: Any, snapshot: Snapshot, rows: dict[str, list[Row]], *, database:
             snapshot["cost"]["queries"] += 1
             snapshot["cost"]["seconds"] += spent
             snapshot["cost"]["by_query"][name] = spent
+        if name == "totals" and rows.get("totals"):
+            key = tuple(rows["totals"][0].get(c) for c in INPUTS_OF_LIVE)
+    if reuse is not None and key is not None and all(n in rows for n in LIVE) and not (
+            set(LIVE) & set(snapshot["errors"])) and not snapshot["cost"]["reused"]:
+        reuse.put(key, {n: rows[n] for n in LIVE}, time.monotonic())
 
 
 def _fetch(conn: Any, query: str, params: dict[str, Any]) -> list[Row]:

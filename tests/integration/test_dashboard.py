@@ -305,6 +305,19 @@ def test_a_row_inserted_in_the_database_shows_up_without_a_reload(
     page.wait_for("document.querySelector('#errors li').textContent.includes('a newer error')",
                   "the new error first in the list")
     assert text(page, '[data-tile="versions_trained"]') == str(VERSIONS + 1)
+
+    # The live-quality views rank every prediction: while no prediction or outcome changed,
+    # their rows are reused; an outcome coming in is seen at the next refresh.
+    page.wait_for("window.matchstreamDashboard.snapshot.cost.reused.length === 3",
+                  "a refresh reusing the unchanged live-quality rows")
+    dash.insert("outcomes", {"id": JUDGED + 1, "match": 1, "loaded_at": datetime.now(UTC)
+                             .replace(tzinfo=None)})
+    page.wait_for(f"document.querySelector('[data-tile=\"judged\"]').textContent === "
+                  f"'{JUDGED + 1} / {PREDICTIONS - JUDGED - 1}'", "the new outcome judged")
+    live = dash.db(f"SELECT accuracy, auc FROM `{dash.database}`.live_scoring_accuracy")[0]
+    assert text(page, '[data-tile="live_accuracy"]') == f"{live[0]:.3f}"
+    assert text(page, '[data-tile="live_auc"]') == f"{live[1]:.3f}"
+
     assert page.evaluate("window.sameDocument") == "still here"
     assert page.navigations() == navigations
     assert page.script_errors() == []

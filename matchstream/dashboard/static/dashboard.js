@@ -6,6 +6,10 @@
   "use strict";
 
   var POLL_MS = 2000;
+  // A refresh that kept the database busy for T waits at least 2 T before the next, so an
+  // open page never takes more than a third of the database's time (the live-quality views
+  // rank every prediction: seconds at 100,000 predictions).
+  var BUSY_FACTOR = 2;
   var LAG_SAMPLES = 300; // ten minutes of refreshes
   var COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
                 "#17becf", "#7f7f7f", "#bcbd22"];
@@ -208,13 +212,18 @@
     document.getElementById("cost").textContent = (state.mode === "report"
       ? "Reading the data for this report: " : "This refresh: ") + s.cost.queries +
       " queries, " + (s.cost.seconds * 1000).toFixed(1) + " ms in the database (catalog " +
-      s.catalog + ").";
+      s.catalog + ")" + (s.cost.reused.length ? "; unchanged since the last refresh, not " +
+      "queried again: " + s.cost.reused.join(", ") : "") + ".";
   }
 
   function status(text) {
     var el = document.getElementById("status");
     el.textContent = text;
     el.dataset.refreshes = String(state.refreshes);
+  }
+
+  function nextDelay(s) {
+    return s ? Math.max(POLL_MS, BUSY_FACTOR * s.cost.seconds * 1000) : POLL_MS;
   }
 
   function poll() {
@@ -224,13 +233,14 @@
     }).then(function (s) {
       state.refreshes += 1;
       render(s);
-      status("live, updated " + clock(s.generated_at) + " (every " + POLL_MS / 1000 + " s)");
+      status("live, updated " + clock(s.generated_at) + " (every " +
+             (nextDelay(s) / 1000).toFixed(nextDelay(s) > POLL_MS ? 1 : 0) + " s)");
     }).catch(function (err) {
       state.failures += 1;
       showProblems(["the dashboard server does not answer: " + err.message +
                     " (is `matchstream dashboard` still running?)"]);
       status("not updated since " + (state.snapshot ? clock(state.snapshot.generated_at) : "–"));
-    }).then(function () { window.setTimeout(poll, POLL_MS); });
+    }).then(function () { window.setTimeout(poll, nextDelay(state.snapshot)); });
   }
 
   window.addEventListener("resize", function () {
