@@ -239,7 +239,8 @@ def _add_dashboard_flags(parser: argparse.ArgumentParser) -> None:
 def _dashboard_connect(config: Config, database: str) -> Callable[[], Any]:
     from matchstream.db import connect
 
-    # A fresh session per refresh, bounded, so a stuck query fails its refresh only.
+    # Reads bounded in time, so a stuck query fails its own refresh only (the server keeps a few
+    # sessions between refreshes: matchstream/dashboard/sessions.py).
     return lambda: connect(config, database, io_timeout_s=10)
 
 
