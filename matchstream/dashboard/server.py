@@ -8,14 +8,16 @@ instead of stopping the server.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 import sys
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from matchstream.dashboard.errors import DashboardPortInUse
+from matchstream.dashboard.errors import DashboardCannotListen
 from matchstream.dashboard.page import SERVED_POLICY, STATIC_FILES, page_html, static_bytes
 from matchstream.dashboard.sessions import SessionPool
 from matchstream.dashboard.snapshot import Reuse, collect
@@ -27,20 +29,43 @@ class DashboardServer(ThreadingHTTPServer):
     daemon_threads = True  # a browser's open connection must not keep Ctrl-C waiting
 
     def __init__(self, host: str, port: int, snapshot: Callable[[], dict[str, Any]]) -> None:
+        if ":" in host:
+            self.address_family = socket.AF_INET6
         try:
             super().__init__((host, port), _Handler)
         except OSError as exc:
-            raise DashboardPortInUse(host, port, exc.strerror or str(exc)) from exc
+            raise DashboardCannotListen(host, port, exc.strerror or str(exc)) from exc
         self.snapshot = snapshot
         bound = self.server_address[1]
-        # Names a browser may use for this server: anything else in Host is refused, so a web
-        # page elsewhere cannot reach the data through a DNS name pointed at 127.0.0.1.
-        self.allowed_hosts = {f"{host}:{bound}", f"localhost:{bound}", f"127.0.0.1:{bound}"}
+        # On a loopback address, the names a browser may use for this server: anything else in
+        # Host is refused, so a web page elsewhere cannot read the data through a DNS name it
+        # points at 127.0.0.1. Listening on another address (--host) means being reached by
+        # whatever name the network gives this machine: no list then (None).
+        self.allowed_hosts: set[str] | None = None
+        if _loopback(host):
+            self.allowed_hosts = {f"{_url_host(host)}:{bound}", f"localhost:{bound}",
+                                  f"127.0.0.1:{bound}", f"[::1]:{bound}"}
 
     @property
     def url(self) -> str:
-        host, port = str(self.server_address[0]), self.server_address[1]
-        return f"http://{host}:{port}/"
+        return f"http://{_url_host(str(self.server_address[0]))}:{self.server_address[1]}/"
+
+
+def _loopback(host: str) -> bool:
+    """
+    >>> _loopback("127.0.0.1"), _loopback("::1"), _loopback("localhost"), _loopback("0.0.0.0")
+    (True, True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -48,7 +73,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "matchstream-dashboard"
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
-        if self.headers.get("Host") not in self.server.allowed_hosts:
+        allowed = self.server.allowed_hosts
+        if allowed is not None and self.headers.get("Host") not in allowed:
             self._send(HTTPStatus.MISDIRECTED_REQUEST, b"unknown Host\n", "text/plain")
             return
         path = self.path.split("?", 1)[0]

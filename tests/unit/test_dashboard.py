@@ -16,7 +16,7 @@ import pytest
 import sqlglot
 
 from matchstream.config import Config
-from matchstream.dashboard.errors import DashboardPortInUse
+from matchstream.dashboard.errors import DashboardCannotListen
 from matchstream.dashboard.page import STATIC_FILES, page_html
 from matchstream.dashboard.queries import CATALOG_QUERIES, QUERIES, catalog_query
 from matchstream.dashboard.server import DashboardServer
@@ -115,11 +115,34 @@ def test_a_taken_port_is_an_error_naming_the_port_and_the_setting() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(DashboardPortInUse) as caught:
+        with pytest.raises(DashboardCannotListen) as caught:
             DashboardServer("127.0.0.1", port, dict)
     assert caught.value.port == port
     assert f"127.0.0.1:{port}" in str(caught.value)
     assert "--port or MATCHSTREAM_DASHBOARD_PORT" in str(caught.value)
+
+
+def test_listening_on_all_addresses_takes_any_host_name() -> None:
+    """--host 0.0.0.0 is for being reached from elsewhere, by whatever name."""
+    srv = DashboardServer("0.0.0.0", 0, lambda: {"errors": {}})
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert get(srv, "/data.json", host="dashboard.lan:8765")[0] == 200
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_ipv6_loopback_is_served_with_a_bracketed_url() -> None:
+    try:
+        srv = DashboardServer("::1", 0, lambda: {"errors": {}})
+    except DashboardCannotListen as exc:
+        pytest.skip(f"no IPv6 loopback on this machine: {exc}")
+    try:
+        assert srv.url == f"http://[::1]:{srv.server_address[1]}/"
+    finally:
+        srv.server_close()
 
 
 def test_the_port_comes_from_the_argument_then_the_environment_then_the_default(
