@@ -34,3 +34,4 @@ say "matchstream demo (the main job; a second run prints the summary only)"
 "$VENV/bin/matchstream" demo
 echo
 echo "Next: . .venv/bin/activate, then e.g. matchstream sql sql/queries/*.sql (README: Querying)."
+echo "Dashboard: .venv/bin/matchstream dashboard, then open http://127.0.0.1:${MATCHSTREAM_DASHBOARD_PORT:-8765}/ (README: Dashboard)."

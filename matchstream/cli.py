@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from matchstream.config import Config
 from matchstream.errors import MatchstreamError
@@ -245,6 +246,61 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_dashboard_flags(parser: argparse.ArgumentParser) -> None:
+    from matchstream.dashboard import DEFAULT_CATALOG, DEFAULT_DATABASE
+
+    parser.add_argument(
+        "--state-dir", help="where the stack keeps its data (MATCHSTREAM_STATE_DIR)"
+    )
+    parser.add_argument(
+        "--db-port", type=int, help=f"MariaDB port (MATCHSTREAM_DB_PORT, default {Config.db_port})"
+    )
+    parser.add_argument("-D", "--database", default=DEFAULT_DATABASE,
+                        help=f"the database shown (default {DEFAULT_DATABASE})")
+    parser.add_argument("--catalog", default=DEFAULT_CATALOG,
+                        help=f"schema of the pipeline views (default {DEFAULT_CATALOG}; "
+                        "information_schema on SingleStore)")
+
+
+def _dashboard_connect(config: Config, database: str) -> Callable[[], Any]:
+    from matchstream.db import connect
+
+    # Reads bounded in time, so a stuck query fails its own refresh only (the server keeps a few
+    # sessions between refreshes: matchstream/dashboard/sessions.py).
+    return lambda: connect(config, database, io_timeout_s=10)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from matchstream.dashboard.server import serve
+
+    config = Config.from_env(state_dir=args.state_dir, db_port=args.db_port,
+                             dashboard_port=args.dashboard_port)
+
+    def ready(url: str) -> None:
+        print(f"dashboard of {args.database}: {url}  (updates every 2 s; Ctrl-C stops it)",
+              flush=True)
+
+    serve(args.bind, config.dashboard_port, _dashboard_connect(config, args.database),
+          database=args.database, catalog=args.catalog, ready=ready)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from matchstream.dashboard.report import write_report
+
+    config = Config.from_env(state_dir=args.state_dir, db_port=args.db_port)
+    out = Path(args.out)
+    snapshot = write_report(out, _dashboard_connect(config, args.database),
+                            database=args.database, catalog=args.catalog)
+    for section, message in snapshot["errors"].items():
+        print(f"matchstream report: {section}: {message}", file=sys.stderr)
+    print(f"wrote {out} ({out.stat().st_size} bytes; open it in any browser, it needs nothing "
+          "else)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="matchstream",
@@ -373,6 +429,32 @@ def build_parser() -> argparse.ArgumentParser:
                         "topic before it fails (default 120)")
     _add_stack_flags(alerts)
     alerts.set_defaults(func=cmd_alerts)
+    dashboard = sub.add_parser(
+        "dashboard",
+        help="serve a live web page of the model's quality, predictions and pipelines",
+        description="Serve, on a local address, a page that updates every 2 s from the "
+        "database: AUC, accuracy and F1 per model version, live accuracy against the known "
+        "outcomes, predictions per second, each pipeline's state, lag and batch time, the "
+        "latest pipeline errors. Every asset ships with matchstream: it works offline.",
+    )
+    dashboard.add_argument(
+        "--port", "--dashboard-port", dest="dashboard_port", type=int,
+        help=f"port to listen on (MATCHSTREAM_DASHBOARD_PORT, default {Config.dashboard_port})")
+    dashboard.add_argument("--host", dest="bind", default="127.0.0.1",
+                           help="address to listen on (default 127.0.0.1: this machine only)")
+    _add_dashboard_flags(dashboard)
+    dashboard.set_defaults(func=cmd_dashboard)
+    report = sub.add_parser(
+        "report",
+        help="write the dashboard's charts, with the current data, to one self-contained HTML "
+        "file",
+        description="Write the dashboard of the current data to FILE: one HTML file with its "
+        "scripts inlined and the data embedded, that opens in a browser without a server or a "
+        "network.",
+    )
+    report.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write")
+    _add_dashboard_flags(report)
+    report.set_defaults(func=cmd_report)
     from matchstream.model_command import add_parser as add_model_parser
 
     add_model_parser(sub, _add_stack_flags)

@@ -66,6 +66,8 @@ class Config:
     transform_timeout_s: float = 300.0
     # How long `up` waits for a component to answer before giving up with its log's tail.
     start_timeout_s: float = 60.0
+    # Where `matchstream dashboard` listens (on --host, 127.0.0.1 by default).
+    dashboard_port: int = 8765
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Config:
