@@ -19,6 +19,7 @@ import pymysql
 from matchstream.config import Config
 from matchstream.ddl import ast, render, show_create
 from matchstream.ddl.render import quote_identifier
+from matchstream.ddl.set_clause import translate
 from matchstream.engine import catalog
 from matchstream.engine.batch import pipeline_dir_name, stage_input
 from matchstream.engine.catalog import PipelineRow, State
@@ -115,6 +116,7 @@ def _validate(ctx: _Context, stmt: ast.CreatePipeline) -> str | None:
     client_options(stmt.name, stmt.config_dict(), stmt.credentials_dict())
     if not _table_exists(ctx, stmt.table):
         raise EngineError(f"Table '{ctx.database}.{stmt.table}' doesn't exist")
+    _check_set(ctx, stmt)
     if stmt.where is not None:
         _check_where(ctx, stmt, stmt.where)
     if stmt.transform is None:
@@ -123,6 +125,27 @@ def _validate(ctx: _Context, stmt: ast.CreatePipeline) -> str | None:
         stmt.transform, sql_dir=ctx.sql_dir,
         unpack_dir=ctx.settings.unpack_dir / pipeline_dir_name(ctx.database, stmt.name))
     return str(resolved.executable)
+
+
+def _check_set(ctx: _Context, stmt: ast.CreatePipeline) -> None:
+    """MariaDB compiles each SET assignment as LOAD DATA will run it (SingleStore's built-ins
+    and casts translated): an unknown column on the left, a wrong argument count or type fails
+    CREATE instead of every batch. The @variables are unset session variables here (NULL)."""
+    target = f"{quote_identifier(ctx.database)}.{quote_identifier(stmt.table)}"
+    for assignment in stmt.set_assignments:
+        expression = translate(assignment.expression).sql
+        try:
+            with ctx.conn.cursor() as cursor:
+                cursor.execute(f"SELECT {quote_identifier(assignment.column)}, ({expression}) "
+                               f"FROM {target} LIMIT 0".replace("%", "%%"))
+                cursor.fetchall()
+        except pymysql.MySQLError as exc:
+            args: tuple[Any, ...] = tuple(exc.args)
+            reason = str(args[1]) if len(args) > 1 else str(exc)
+            raise EngineError(
+                f"pipeline '{stmt.name}': SET {quote_identifier(assignment.column)} = "
+                f"{assignment.expression} does not work on table '{stmt.table}': {reason}"
+            ) from None
 
 
 def _check_where(ctx: _Context, stmt: ast.CreatePipeline, condition: str) -> None:
@@ -282,6 +305,8 @@ def _alter(ctx: _Context, stmt: ast.AlterPipeline) -> Result:
             raise EngineError(f"ALTER action {type(action).__name__} is not supported")
         changed = True
     if changed:
+        # A new transform may not suit the SET clause (per-message Kafka properties).
+        LoadSpec.from_pipeline(definition, ctx.database)
         client_options(definition.name, definition.config_dict(), definition.credentials_dict())
         sql_dir = ctx.sql_dir if any(isinstance(a, ast.SetTransform) for a in stmt.actions) \
             else Path(row.sql_dir)
@@ -367,7 +392,7 @@ def _test(ctx: _Context, stmt: ast.TestPipeline) -> Result:
             try:
                 conn.begin()
                 try:
-                    load_file(conn, staged.path, plan.spec, table=temp)
+                    load_file(conn, staged.path, plan.spec, table=temp, partition=partition)
                 except RowRejected as exc:
                     raise BatchPartitionError(
                         exc.issue.message, pipeline=row.name, topic=plan.topic,
