@@ -33,7 +33,11 @@ from matchstream.engine.extractor import Extractor, client_options, pipeline_ext
 from matchstream.engine.loader import LoadSpec, RowRejected, load_file
 from matchstream.engine.runner import PipelineRunner, build_plan
 from matchstream.engine.settings import EngineSettings, open_connection
-from matchstream.engine.transform_runner import resolve_transform
+from matchstream.engine.transform_runner import (
+    install_transform,
+    remove_transform,
+    resolve_transform,
+)
 from matchstream.framing import encode_frames
 
 __all__ = ["HIDDEN", "Message", "ResultSet", "execute"]
@@ -121,10 +125,14 @@ def _validate(ctx: _Context, stmt: ast.CreatePipeline) -> str | None:
         _check_where(ctx, stmt, stmt.where)
     if stmt.transform is None:
         return None
-    resolved = resolve_transform(
-        stmt.transform, sql_dir=ctx.sql_dir,
-        unpack_dir=ctx.settings.unpack_dir / pipeline_dir_name(ctx.database, stmt.name))
+    # Copied (or unpacked) now, as SingleStore copies it to the leaves at CREATE.
+    resolved = install_transform(stmt.transform, sql_dir=ctx.sql_dir,
+                                 unpack_dir=_transform_dir(ctx, stmt.name))
     return str(resolved.executable)
+
+
+def _transform_dir(ctx: _Context, name: str) -> Path:
+    return ctx.settings.unpack_dir / pipeline_dir_name(ctx.database, name)
 
 
 def _check_set(ctx: _Context, stmt: ast.CreatePipeline) -> None:
@@ -264,6 +272,7 @@ def _drop(ctx: _Context, stmt: ast.DropPipeline) -> Result:
             return Message(f"Pipeline '{stmt.name}' doesn't exist; nothing done")
         raise UnknownPipeline(ctx.database, stmt.name)
     catalog.delete_pipeline(ctx.conn, ctx.database, stmt.name)
+    remove_transform(_transform_dir(ctx, stmt.name))
     return Message("Query OK")
 
 
@@ -312,10 +321,13 @@ def _alter(ctx: _Context, stmt: ast.AlterPipeline) -> Result:
             else Path(row.sql_dir)
         transform_path = None
         if definition.transform is not None:
-            transform_path = str(resolve_transform(
-                definition.transform, sql_dir=sql_dir,
-                unpack_dir=ctx.settings.unpack_dir / pipeline_dir_name(ctx.database, row.name)
-            ).executable)
+            # SET TRANSFORM and RELOAD TRANSFORM copy the transform again; other changes keep
+            # the copy the pipeline runs.
+            fresh = any(isinstance(a, ast.SetTransform | ast.ReloadTransform)
+                        for a in stmt.actions)
+            place = install_transform if fresh else resolve_transform
+            transform_path = str(place(definition.transform, sql_dir=sql_dir,
+                                       unpack_dir=_transform_dir(ctx, row.name)).executable)
         catalog.update_definition(
             ctx.conn, row.pipeline_id, definition=render(definition), sql_dir=str(sql_dir),
             transform_path=transform_path, config_json=catalog.config_json(definition),
