@@ -29,10 +29,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
-
 from matchstream.ddl.errors import DdlError
 from matchstream.ddl.tokens import Token, TokenType, tokenize
 
@@ -375,6 +371,10 @@ def check(tokens: Sequence[Token], text: str, *, variables: frozenset[str] | Non
 def _check_columns(tokens: Sequence[Token], text: str) -> None:
     """A column on the right side, found by sqlglot's SingleStore dialect (it knows which words
     are keywords: CURRENT_TIMESTAMP, INTERVAL 1 DAY ...)."""
+    import sqlglot  # here, not at import: only a statement with SET pays for it
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
     sql = translate(tokens).sql  # built-ins as variables, casts spelled CAST
     try:
         tree = sqlglot.parse_one(sql, read="singlestore")

@@ -269,15 +269,21 @@ class LoadSpec:
         if not self.message_properties:
             return values
         separator = self.fields_terminated_by.encode()
+        enclosure, escape = self.enclosed_by.encode(), self.escaped_by.encode()
+        literal = separator.replace(b"%", b"%%")  # the pattern is %-formatted
+        pattern = literal.join(b"%d" for _ in self.message_properties) + literal
+        attributes = ["offset" if p == "prop_offset" else "timestamp"
+                      for p in self.message_properties]
+        last = -len(terminator)
         out = []
         for message, value in zip(messages, values, strict=True):
-            fields = {"prop_offset": message.offset, "prop_timestamp": message.timestamp}
-            prefix = b"".join(str(fields[p]).encode() + separator
-                              for p in self.message_properties)
-            starts = line_starts(value, terminator, separator, self.enclosed_by.encode(),
-                                 self.escaped_by.encode())
-            pieces = [value[a:b] for a, b in zip(starts, [*starts[1:], len(value)], strict=True)]
-            out.append(b"".join(prefix + piece for piece in pieces))
+            prefix = pattern % tuple(getattr(message, a) for a in attributes)
+            if value.find(terminator) == len(value) + last:  # one line, the usual case
+                out.append(prefix + value)
+                continue
+            starts = line_starts(value, terminator, separator, enclosure, escape)
+            out.append(b"".join(prefix + value[a:b] for a, b
+                                in zip(starts, [*starts[1:], len(value)], strict=True)))
         return out
 
     def without_prefix(self, line: bytes) -> bytes:

@@ -131,10 +131,12 @@ class TransformOutcome:
 # the engine's variables leaked in (credentials, the venv's activation, a PYTHONHOME) would fail
 # there, and secrets (MATCHSTREAM_DB_PASSWORD) have no business in a transform. Passed on: the
 # locale and time zone, HOME and TMPDIR, PYTHONPATH (a development checkout is imported through
-# it; the container path installs the project into the system interpreter instead), and the
-# variables the demo's transforms document as their own knobs (matchstream/ml/transform.py).
+# it; the container path installs the project into the system interpreter instead), the
+# variables the demo's transforms document as their own knobs (matchstream/ml/transform.py), and
+# the local fault points (matchstream/faults.py: tests arm them in the trainer a transform starts).
 PASSED_VARIABLES = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH",
-                    "MATCHSTREAM_MODEL", "MATCHSTREAM_TRAINER", "MATCHSTREAM_TRAINER_IDLE_SECONDS")
+                    "MATCHSTREAM_MODEL", "MATCHSTREAM_TRAINER", "MATCHSTREAM_TRAINER_IDLE_SECONDS",
+                    "MATCHSTREAM_FAULT", "MATCHSTREAM_FAULT_ONCE")
 # PATH: this interpreter's directory first (so "#!/usr/bin/env python3" finds the one with the
 # project's packages, as the image's only python3 is), then the system's.
 _SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")

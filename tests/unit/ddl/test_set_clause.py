@@ -154,3 +154,10 @@ def test_lines_of_strips_the_prefix(tmp_path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"".join(spec.message_lines([Message(3, b"x"), Message(4, b"y")])))
     assert lines_of(path, spec, [2]) == {2: b"y"}
+
+
+def test_a_percent_separator_is_a_separator() -> None:
+    spec = LoadSpec.from_pipeline(_create(
+        "INTO TABLE t FIELDS TERMINATED BY '%' (a) SET o = get_kafka_pipeline_prop('prop_offset')"),
+        "db")
+    assert spec.message_lines([Message(4, b"x")]) == [b"4%x\n"]
