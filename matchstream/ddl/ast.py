@@ -12,7 +12,9 @@ Change it only together with the engine. Rules the engine can rely on:
   the catalog), else SingleStore's default; the ``DEFAULT_*`` constants below say where each
   default comes from.
 * ``SET`` right-hand sides and the ``WHERE`` condition are verbatim SQL text (comments removed,
-  runs of whitespace collapsed to one space), meant to be handed to MariaDB's ``LOAD DATA`` as-is.
+  runs of whitespace collapsed to one space). ``WHERE`` goes to MariaDB as-is; ``SET`` is
+  SingleStore's SQL, checked by the parser against SingleStore's rules and translated for
+  MariaDB by the engine (:mod:`matchstream.ddl.set_clause`).
 * Clauses SingleStore has but the local engine does not never reach the AST: the parser raises
   ``UnsupportedByLocalEngine``. Clauses that *are* in the AST but the engine cannot honour
   (``trailing_nullcols``, ``null_defined_by``, ``charset``, ``aggregator`` is a no-op by design)
@@ -223,7 +225,8 @@ ColumnItem = ColumnRef | VarRef | DiscardField
 
 @dataclass(frozen=True)
 class SetAssignment:
-    """``SET column = expression``; ``expression`` is verbatim SQL for MariaDB."""
+    """``SET column = expression``; ``expression`` is SingleStore's SQL as written
+    (``@v :> INT``, ``get_kafka_pipeline_prop('prop_offset')``), already checked."""
 
     column: str
     expression: str

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from matchstream.ddl import ast
+from matchstream.ddl import ast, set_clause
 from matchstream.ddl.errors import DdlError, UnsupportedByLocalEngine
 from matchstream.ddl.tokens import SourceMap, Token, TokenType, tokenize
 
@@ -561,12 +561,27 @@ class Parser:
         state["columns"] = tuple(items)
 
     def _parse_set(self, state: dict[str, Any], opener: Token) -> None:
+        """SET is checked here against SingleStore's rules (:mod:`matchstream.ddl.set_clause`),
+        so a refusal names the offending token's line and column."""
         self._expect("SET")
+        columns = state.get("columns")
+        variables = None if columns is None else frozenset(
+            c.name for c in columns if isinstance(c, ast.VarRef))
         assignments: list[ast.SetAssignment] = []
         while True:
             column = self._expect_name("column name", qualifier_of=state["table"])
             self._expect_op("=")
-            assignments.append(ast.SetAssignment(column, self._expression("SET expression")))
+            tokens: list[Token] = []
+            text = self._expression("SET expression", tokens)
+            try:
+                set_clause.check(tokens, text, variables=variables,
+                                 transform=state.get("transform") is not None)
+            except set_clause.ExpressionProblem as problem:
+                raise set_clause.positioned(
+                    problem, lambda r, t: self._map.error(r, t.start, t.text),
+                    lambda r, t: self._map.error(r, t.start, t.text, UnsupportedByLocalEngine),
+                ) from None
+            assignments.append(ast.SetAssignment(column, text))
             if not self._match_op(","):
                 break
         state["set_assignments"] = tuple(assignments)
@@ -575,9 +590,9 @@ class Parser:
         self._expect("WHERE")
         state["where"] = self._expression("WHERE condition")
 
-    def _expression(self, what: str) -> str:
+    def _expression(self, what: str, tokens: list[Token] | None = None) -> str:
         """Verbatim SQL up to the next top-level clause boundary; comments dropped and whitespace
-        collapsed so that render/parse round trips are stable."""
+        collapsed so that render/parse round trips are stable. ``tokens`` receives its tokens."""
         depth = 0
         parts: list[str] = []
         start = self._curr
@@ -599,6 +614,8 @@ class Parser:
             if token.type is TokenType.EXEC_COMMENT:
                 raise self._error(f"executable comments are not allowed in the {what}", token)
             parts.append((" " if parts and token.space_before else "") + token.text)
+            if tokens is not None:
+                tokens.append(token)
             self._advance()
         if depth:
             raise self._error(f"missing ')' in the {what}", self._curr)

@@ -246,8 +246,7 @@ def _stage(plan: PipelinePlan, data: PartitionData, handle: Any, path: Path, *,
     # Each message is one input line: a message not ending in the terminator gets one. Built
     # as one bytes object and written at once (a write per message cost more than LOAD DATA).
     terminator = plan.spec.lines_terminated_by.encode()
-    values = [m.value if m.value.endswith(terminator) else m.value + terminator
-              for m in data.messages]
+    values = plan.spec.message_lines(data.messages)
     blob = b"".join(values)
     with handle:
         handle.write(blob)
@@ -626,7 +625,8 @@ def _load(
     """Step 2 for one work file, inside the open transaction; a rejected line raises."""
     try:
         faults.hit("engine.before_load")
-        result = load_file(conn, staged.path, plan.spec, batch_id=batch_id)
+        result = load_file(conn, staged.path, plan.spec, batch_id=batch_id,
+                           partition=whole.partition)
         faults.hit("engine.after_load")  # its "error" action fails the load, as a bad row would
         return result
     except RowRejected as exc:

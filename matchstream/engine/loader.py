@@ -51,12 +51,19 @@ from matchstream.ddl.ast import (
 )
 from matchstream.ddl.errors import DdlError
 from matchstream.ddl.render import quote_identifier
+from matchstream.ddl.set_clause import (
+    BATCH_ID_VARIABLE,
+    MESSAGE_PROPERTIES,
+    ExpressionProblem,
+    property_variable,
+    translate,
+)
 from matchstream.ddl.tokens import TokenType, tokenize
 from matchstream.engine.errors import UnsupportedOption
 
 __all__ = [
-    "LoadResult", "LoadSpec", "RowIssue", "RowRejected", "lines_of", "load_file",
-    "where_variables",
+    "BATCH_ID_VARIABLE", "LoadResult", "LoadSpec", "RowIssue", "RowRejected", "lines_of",
+    "load_file", "where_variables",
 ]
 
 log = logging.getLogger(__name__)
@@ -124,6 +131,13 @@ class LoadSpec:
     where: str | None = None  # verbatim SQL condition, applied through a staging table
     # SET calls pipeline_batch_id(): the session variable BATCH_ID_VARIABLE holds it per load.
     uses_batch_id: bool = False
+    topic: str = ""
+    # get_kafka_pipeline_prop() names SET reads. Per message (offset, timestamp): a field put in
+    # front of every line of the message (message_lines), read into property_variable(name) by
+    # the column list. Per batch partition (partition, topic name): session variables set
+    # before each LOAD DATA.
+    message_properties: tuple[str, ...] = ()
+    partition_properties: tuple[str, ...] = ()
 
     @classmethod
     def from_pipeline(cls, stmt: CreatePipeline, database: str) -> LoadSpec:
@@ -158,14 +172,26 @@ class LoadSpec:
             columns = tuple(entries)
         set_clause = None
         uses_batch_id = False
+        properties: set[str] = set()
         if stmt.set_assignments:
-            set_clause = ", ".join(
-                f"{quote_identifier(a.column)} = {a.expression}" for a in stmt.set_assignments
-            )
-            set_clause, uses_batch_id = with_batch_id(set_clause)
+            parts = []
+            for a in stmt.set_assignments:
+                try:
+                    translated = translate(a.expression)
+                except ExpressionProblem as problem:  # the parser checked it: a stored oddity
+                    raise UnsupportedOption(stmt.name, f"SET {a.column} = {a.expression}",
+                                            problem.reason) from None
+                parts.append(f"{quote_identifier(a.column)} = {translated.sql}")
+                uses_batch_id |= translated.batch_id
+                properties |= translated.properties
+            set_clause = ", ".join(parts)
         assert fields_.terminated_by is not None and fields_.enclosed_by is not None
         assert fields_.escaped_by is not None
         assert lines.starting_by is not None and lines.terminated_by is not None
+        per_message = tuple(p for p in MESSAGE_PROPERTIES if p in properties)
+        if per_message:
+            _check_message_properties(stmt, per_message[0], fields_.terminated_by,
+                                      lines.starting_by, lines.terminated_by)
         return cls(
             database=database,
             table=stmt.table,
@@ -183,6 +209,9 @@ class LoadSpec:
             handling=stmt.error_handling,
             where=stmt.where,
             uses_batch_id=uses_batch_id,
+            topic=stmt.source.topic,
+            message_properties=per_message,
+            partition_properties=tuple(sorted(properties - set(per_message))),
         )
 
     def target(self, table: str | None = None) -> str:
@@ -216,11 +245,56 @@ class LoadSpec:
         if self.ignore_lines:
             sql += f" IGNORE {int(self.ignore_lines)} LINES"
         column_list = self.columns if self.columns is not None else columns
+        if self.message_properties:
+            assert column_list is not None, "per-message properties need the column list"
+            column_list = (*(property_variable(p) for p in self.message_properties),
+                           *column_list)
         if column_list is not None:
             sql += " (" + ", ".join(column_list).replace("%", "%%") + ")"
         if self.set_clause:
             sql += " SET " + self.set_clause.replace("%", "%%")
         return sql, params
+
+    def message_lines(self, messages: Sequence[Any]) -> list[bytes]:
+        """Each message's value as ``LOAD DATA`` reads it: ending in the line terminator and,
+        when SET reads per-message properties, every line of it starting with their fields
+        (``<offset><FIELDS TERMINATED BY>...``), so each row carries its own message's values.
+        ``messages`` have ``value``, ``offset`` and ``timestamp`` (extractor.Message).
+
+        No field holds a line terminator, so line numbers are those of the plain values.
+        """
+        terminator = self.lines_terminated_by.encode()
+        values = [m.value if m.value.endswith(terminator) else m.value + terminator
+                  for m in messages]
+        if not self.message_properties:
+            return values
+        separator = self.fields_terminated_by.encode()
+        enclosure, escape = self.enclosed_by.encode(), self.escaped_by.encode()
+        literal = separator.replace(b"%", b"%%")  # the pattern is %-formatted
+        pattern = literal.join(b"%d" for _ in self.message_properties) + literal
+        attributes = ["offset" if p == "prop_offset" else "timestamp"
+                      for p in self.message_properties]
+        last = -len(terminator)
+        out = []
+        for message, value in zip(messages, values, strict=True):
+            prefix = pattern % tuple(getattr(message, a) for a in attributes)
+            if value.find(terminator) == len(value) + last:  # one line, the usual case
+                out.append(prefix + value)
+                continue
+            starts = line_starts(value, terminator, separator, enclosure, escape)
+            out.append(b"".join(prefix + value[a:b] for a, b
+                                in zip(starts, [*starts[1:], len(value)], strict=True)))
+        return out
+
+    def without_prefix(self, line: bytes) -> bytes:
+        """``line`` as the message had it (the per-message property fields removed)."""
+        separator = self.fields_terminated_by.encode()
+        for _ in self.message_properties:
+            head, found, rest = line.partition(separator)
+            if not found or not head.lstrip(b"-").isdigit():
+                return line
+            line = rest
+        return line
 
     def accepts(self, issue: RowIssue) -> str | None:
         """``"keep"`` (row stays as loaded), ``"drop"`` (discard the line) or None (fail)."""
@@ -302,35 +376,76 @@ def _classify(
     return keep, drop, rejected
 
 
-# SingleStore's pipeline_batch_id() in SET: the ID of the batch loading the row. MariaDB has no
-# such function, so the call becomes this session variable, set before each LOAD DATA.
-BATCH_ID_VARIABLE = "@matchstream_pipeline_batch_id"
-_BATCH_ID_CALL = re.compile(
-    r"('(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`(?:[^`]|``)*`)"
-    r"|\bpipeline_batch_id\s*\(\s*\)", re.IGNORECASE)
+def _check_message_properties(stmt: CreatePipeline, name: str, separator: str,
+                              starting_by: str, terminator: str) -> None:
+    """Where the per-message property fields of :meth:`LoadSpec.message_lines` cannot go."""
+    what = f"get_kafka_pipeline_prop('{name}')"
+    if stmt.transform is not None:
+        raise UnsupportedOption(
+            stmt.name, f"{what} with WITH TRANSFORM",
+            "a transform sees only message values and may write any number of rows for them, "
+            "so no row has a message (SingleStore documents no value either)")
+    if not separator or terminator in separator or separator in terminator:
+        raise UnsupportedOption(stmt.name, f"{what} with FIELDS TERMINATED BY {separator!r}",
+                                "the local engine passes it as a field of each line")
+    if starting_by:
+        raise UnsupportedOption(stmt.name, f"{what} with LINES STARTING BY {starting_by!r}",
+                                "the local engine passes it as the first field of each line")
 
 
-def with_batch_id(expression: str) -> tuple[str, bool]:
-    """``expression`` with every ``pipeline_batch_id()`` call (not inside a string or a quoted
-    name) replaced by :data:`BATCH_ID_VARIABLE`, and whether there was one.
+def line_starts(value: bytes, terminator: bytes, separator: bytes, enclosure: bytes,
+                escape: bytes) -> list[int]:
+    """Where each line of ``value`` starts, splitting as MariaDB's LOAD DATA does: a line
+    terminator ends a line unless escaped or inside an enclosed field (one that starts with the
+    enclosure character, which ends at an enclosure followed by a separator or terminator; a
+    doubled enclosure is one literal character).
 
-    >>> with_batch_id("`b` = pipeline_batch_id(), `s` = 'pipeline_batch_id()'")
-    ("`b` = @matchstream_pipeline_batch_id, `s` = 'pipeline_batch_id()'", True)
+    >>> line_starts(b'a,"x\ny"\nb\\\nc\n', b"\n", b",", b'"', b"\\")
+    [0, 9]
     """
-    found = False
-
-    def swap(match: re.Match[str]) -> str:
-        nonlocal found
-        if match.group(1):
-            return match.group(1)
-        found = True
-        return BATCH_ID_VARIABLE
-
-    return _BATCH_ID_CALL.sub(swap, expression), found
+    starts = [0]
+    i, n = 0, len(value)
+    field_start = True
+    enclosed = False
+    while i < n:
+        if escape and value.startswith(escape, i):
+            i += len(escape) + 1
+            field_start = False
+            continue
+        if field_start and enclosure and value.startswith(enclosure, i):
+            enclosed, field_start = True, False
+            i += len(enclosure)
+            continue
+        if enclosed:
+            if value.startswith(enclosure, i):
+                after = i + len(enclosure)
+                if value.startswith(enclosure, after):
+                    i = after + len(enclosure)
+                    continue
+                if after >= n or value.startswith(separator, after) \
+                        or value.startswith(terminator, after):
+                    enclosed = False
+                i = after
+                continue
+            i += 1
+            continue
+        if value.startswith(terminator, i):
+            i += len(terminator)
+            if i < n:
+                starts.append(i)
+            field_start = True
+            continue
+        if value.startswith(separator, i):
+            i += len(separator)
+            field_start = True
+            continue
+        field_start = False
+        i += 1
+    return starts
 
 
 def load_file(conn: Any, path: Path, spec: LoadSpec, *, table: str | None = None,
-              batch_id: int | None = None) -> LoadResult:
+              batch_id: int | None = None, partition: int | None = None) -> LoadResult:
     """Load ``path`` into the target (or ``table``) inside the caller's open transaction.
 
     1. ``SAVEPOINT``, then ``LOAD DATA LOCAL INFILE`` with the pipeline's options.
@@ -340,15 +455,26 @@ def load_file(conn: Any, path: Path, spec: LoadSpec, *, table: str | None = None
        repeats from the savepoint. Line numbers in the result always refer to ``path``.
 
     With WHERE, steps 1-3 load a staging table and the filtered rows are then copied into the
-    target (:func:`_load_filtered`). ``batch_id`` is what SET's ``pipeline_batch_id()`` gives.
+    target (:func:`_load_filtered`). ``batch_id`` is what SET's ``pipeline_batch_id()`` gives,
+    ``partition`` the Kafka partition for ``get_kafka_pipeline_prop('prop_partition')``.
     """
+    values = {"prop_partition": None if partition is None else str(partition),
+              "prop_topicname": spec.topic}
+    assignments: list[tuple[str, object]] = [
+        (property_variable(p), values[p]) for p in spec.partition_properties]
     if spec.uses_batch_id:
+        assignments.append((BATCH_ID_VARIABLE, batch_id))
+    if assignments:
         with conn.cursor() as cursor:
-            cursor.execute(f"SET {BATCH_ID_VARIABLE} = %s", [batch_id])
+            cursor.execute("SET " + ", ".join(f"{name} = %s" for name, _ in assignments),
+                           [value for _, value in assignments])
     if spec.where is not None:
         return _load_filtered(conn, path, spec, table)
-    sql, params = spec.statement(table)
     with conn.cursor() as cursor:
+        columns = None
+        if spec.message_properties and spec.columns is None:  # the fields need a column list
+            columns = _staging(cursor, spec).load_columns
+        sql, params = spec.statement(table, columns=columns)
         return _load_passes(cursor, path, spec, sql, params)
 
 
@@ -482,4 +608,4 @@ def lines_of(path: Path, spec: LoadSpec, numbers: Sequence[int]) -> dict[int, by
     if not wanted:
         return {}
     lines = split_lines(path.read_bytes(), spec.lines_terminated_by.encode())
-    return {n: lines[n - 1] for n in wanted if 0 < n <= len(lines)}
+    return {n: spec.without_prefix(lines[n - 1]) for n in wanted if 0 < n <= len(lines)}

@@ -20,6 +20,7 @@ import pymysql
 from matchstream.config import Config
 from matchstream.ddl import ast, render, show_create
 from matchstream.ddl.render import quote_identifier
+from matchstream.ddl.set_clause import translate
 from matchstream.engine import catalog
 from matchstream.engine.batch import pipeline_dir_name, stage_input
 from matchstream.engine.catalog import PipelineRow, State
@@ -34,7 +35,11 @@ from matchstream.engine.into_kafka import select_into_kafka
 from matchstream.engine.loader import LoadSpec, RowRejected, load_file
 from matchstream.engine.runner import PipelineRunner, build_plan
 from matchstream.engine.settings import EngineSettings, open_connection
-from matchstream.engine.transform_runner import resolve_transform
+from matchstream.engine.transform_runner import (
+    install_transform,
+    remove_transform,
+    resolve_transform,
+)
 from matchstream.framing import encode_frames
 
 __all__ = ["HIDDEN", "Message", "ResultSet", "execute"]
@@ -117,14 +122,40 @@ def _validate(ctx: _Context, stmt: ast.CreatePipeline) -> str | None:
     client_options(stmt.name, stmt.config_dict(), stmt.credentials_dict())
     if not _table_exists(ctx, stmt.table):
         raise EngineError(f"Table '{ctx.database}.{stmt.table}' doesn't exist")
+    _check_set(ctx, stmt)
     if stmt.where is not None:
         _check_where(ctx, stmt, stmt.where)
     if stmt.transform is None:
         return None
-    resolved = resolve_transform(
-        stmt.transform, sql_dir=ctx.sql_dir,
-        unpack_dir=ctx.settings.unpack_dir / pipeline_dir_name(ctx.database, stmt.name))
+    # Copied (or unpacked) now, as SingleStore copies it to the leaves at CREATE.
+    resolved = install_transform(stmt.transform, sql_dir=ctx.sql_dir,
+                                 unpack_dir=_transform_dir(ctx, stmt.name))
     return str(resolved.executable)
+
+
+def _transform_dir(ctx: _Context, name: str) -> Path:
+    return ctx.settings.unpack_dir / pipeline_dir_name(ctx.database, name)
+
+
+def _check_set(ctx: _Context, stmt: ast.CreatePipeline) -> None:
+    """MariaDB compiles each SET assignment as LOAD DATA will run it (SingleStore's built-ins
+    and casts translated): an unknown column on the left, a wrong argument count or type fails
+    CREATE instead of every batch. The @variables are unset session variables here (NULL)."""
+    target = f"{quote_identifier(ctx.database)}.{quote_identifier(stmt.table)}"
+    for assignment in stmt.set_assignments:
+        expression = translate(assignment.expression).sql
+        try:
+            with ctx.conn.cursor() as cursor:
+                cursor.execute(f"SELECT {quote_identifier(assignment.column)}, ({expression}) "
+                               f"FROM {target} LIMIT 0".replace("%", "%%"))
+                cursor.fetchall()
+        except pymysql.MySQLError as exc:
+            args: tuple[Any, ...] = tuple(exc.args)
+            reason = str(args[1]) if len(args) > 1 else str(exc)
+            raise EngineError(
+                f"pipeline '{stmt.name}': SET {quote_identifier(assignment.column)} = "
+                f"{assignment.expression} does not work on table '{stmt.table}': {reason}"
+            ) from None
 
 
 def _check_where(ctx: _Context, stmt: ast.CreatePipeline, condition: str) -> None:
@@ -243,6 +274,7 @@ def _drop(ctx: _Context, stmt: ast.DropPipeline) -> Result:
             return Message(f"Pipeline '{stmt.name}' doesn't exist; nothing done")
         raise UnknownPipeline(ctx.database, stmt.name)
     catalog.delete_pipeline(ctx.conn, ctx.database, stmt.name)
+    remove_transform(_transform_dir(ctx, stmt.name))
     return Message("Query OK")
 
 
@@ -284,15 +316,20 @@ def _alter(ctx: _Context, stmt: ast.AlterPipeline) -> Result:
             raise EngineError(f"ALTER action {type(action).__name__} is not supported")
         changed = True
     if changed:
+        # A new transform may not suit the SET clause (per-message Kafka properties).
+        LoadSpec.from_pipeline(definition, ctx.database)
         client_options(definition.name, definition.config_dict(), definition.credentials_dict())
         sql_dir = ctx.sql_dir if any(isinstance(a, ast.SetTransform) for a in stmt.actions) \
             else Path(row.sql_dir)
         transform_path = None
         if definition.transform is not None:
-            transform_path = str(resolve_transform(
-                definition.transform, sql_dir=sql_dir,
-                unpack_dir=ctx.settings.unpack_dir / pipeline_dir_name(ctx.database, row.name)
-            ).executable)
+            # SET TRANSFORM and RELOAD TRANSFORM copy the transform again; other changes keep
+            # the copy the pipeline runs.
+            fresh = any(isinstance(a, ast.SetTransform | ast.ReloadTransform)
+                        for a in stmt.actions)
+            place = install_transform if fresh else resolve_transform
+            transform_path = str(place(definition.transform, sql_dir=sql_dir,
+                                       unpack_dir=_transform_dir(ctx, row.name)).executable)
         catalog.update_definition(
             ctx.conn, row.pipeline_id, definition=render(definition), sql_dir=str(sql_dir),
             transform_path=transform_path, config_json=catalog.config_json(definition),
@@ -369,7 +406,7 @@ def _test(ctx: _Context, stmt: ast.TestPipeline) -> Result:
             try:
                 conn.begin()
                 try:
-                    load_file(conn, staged.path, plan.spec, table=temp)
+                    load_file(conn, staged.path, plan.spec, table=temp, partition=partition)
                 except RowRejected as exc:
                     raise BatchPartitionError(
                         exc.issue.message, pipeline=row.name, topic=plan.topic,

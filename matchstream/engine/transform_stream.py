@@ -51,6 +51,7 @@ from matchstream.engine.transform_runner import (
     TransformOutcome,
     die_with_parent,
     drain_tail,
+    transform_environment,
 )
 from matchstream.framing import encode_frames
 
@@ -122,7 +123,7 @@ class TransformStream:
                 self.transform.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, cwd=self.transform.executable.parent,
                 start_new_session=True, preexec_fn=die_with_parent, close_fds=True,
-                env={**os.environ, **self.extra_env} if self.extra_env else None)
+                env=transform_environment(self.extra_env))
         except OSError as exc:
             return TransformOutcome(127, False, False,
                                     f"cannot start {self.transform.executable}: {exc}",

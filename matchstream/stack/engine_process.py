@@ -18,9 +18,11 @@ __all__ = ["EngineProcess", "prepend_interpreter"]
 def prepend_interpreter(env: MutableMapping[str, str]) -> None:
     """Put this interpreter's bin directory first on ``env["PATH"]``.
 
-    Transforms start with ``#!/usr/bin/env python3``; whatever runs them (the engine process,
-    or ``START PIPELINE ... FOREGROUND`` in the CLI) must find this interpreter, with the
-    project's packages, first, as the image's only python3 is found in the container path.
+    Transforms start with ``#!/usr/bin/env python3`` and must find this interpreter, with the
+    project's packages, as the image's only python3 is found in the container path. The engine
+    gives each transform its own minimal environment with that PATH
+    (``transform_runner.transform_environment``); this is for the engine's own environment and
+    for scripts and tests that start transforms themselves.
     """
     bin_dir = os.path.dirname(sys.executable)
     path = env.get("PATH", "")

@@ -126,7 +126,7 @@ def test_a_pipeline_name_that_looks_like_a_path_never_reaches_one(env: Env,
         env.transform("ident.py", "import sys\nfrom matchstream.framing import iter_frames\n"
                       "for v in iter_frames(sys.stdin.buffer):\n"
                       "    sys.stdout.buffer.write(v + b'\\n')\n")
-        clause = "WITH TRANSFORM ('ident.py', '', '') "
+        clause = f"WITH TRANSFORM ('file://{env.sql_dir}/ident.py', '', '') "
     env.produce([f"{i}\tn{i}".encode() for i in range(100)])
     env.sql(f"CREATE PIPELINE `x/../y` AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' {clause}"
             "INTO TABLE t")

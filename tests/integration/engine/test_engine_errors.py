@@ -177,7 +177,7 @@ def test_transform_writing_nothing_loads_nothing_and_moves_on(env: Env) -> None:
     env.db("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))")
     env.produce([b"1\ta", b"2\tb"])
     env.transform("silent.py", "import sys\nsys.stdin.buffer.read()\n")
-    _pipeline(env, before_into="WITH TRANSFORM ('silent.py', '', '')")  # relative to sql_dir
+    _pipeline(env, before_into=f"WITH TRANSFORM ('file://{env.sql_dir}/silent.py', '', '')")
     assert env.sql("START PIPELINE p FOREGROUND") == Message("Query OK, 0 rows affected", 0)
     assert env.cursors("p") == {0: 2}
 
@@ -207,7 +207,8 @@ def test_identity_transform_gets_framed_stdin_and_arguments(env: Env) -> None:
         "        break\n"
         "    (n,) = struct.unpack('<Q', hdr)\n"
         "    out.write(inp.read(n) + suffix.encode() + b'\\n')\n"))
-    _pipeline(env, before_into="WITH TRANSFORM ('ident.py', '', '-x -y')")
+    _pipeline(env,
+              before_into=f"WITH TRANSFORM ('file://{env.sql_dir}/ident.py', '', '-x -y')")
     env.sql("START PIPELINE p FOREGROUND")
     assert env.db("SELECT id, name FROM t ORDER BY id") == [(1, "a-x-y"), (2, "b-x-y")]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from matchstream.engine import catalog
+from matchstream.engine.batch import pipeline_dir_name
 from matchstream.engine.catalog import State
 from matchstream.engine.errors import (
     PipelineStateError,
@@ -16,6 +18,7 @@ from matchstream.engine.errors import (
     UnknownPipeline,
     UnsupportedOption,
 )
+from matchstream.engine.settings import EngineSettings
 from matchstream.engine.statements import Message, ResultSet
 from matchstream.framing import encode_frames
 
@@ -123,7 +126,7 @@ def test_stop_during_a_slow_batch_never_leaves_half_of_it(env: Env, engine: Engi
         f"            open({str(half)!r}, 'w').close()\n"
         "            time.sleep(60)\n"))
     env.sql(f"CREATE PIPELINE p AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' "
-            "WITH TRANSFORM ('slow.py', '', '') INTO TABLE t")
+            f"WITH TRANSFORM ('file://{env.sql_dir}/slow.py', '', '') INTO TABLE t")
     env.sql("START PIPELINE p")
     wait_for(half.exists, what="the transform half way through its output")
     started = time.monotonic()
@@ -167,15 +170,18 @@ def test_stop_while_a_batch_holds_the_commit_lock_waits_for_it(
 def test_start_all_checks_every_definition_and_stop_all_stops_foreground_runs(
     env: Env,
 ) -> None:
-    """START ALL runs START's checks (a missing transform fails it and nothing starts);
-    STOP ALL stops Running...Foreground like STOP PIPELINE does."""
+    """START ALL runs START's checks (a transform that can no longer run - original and the
+    engine's copy gone - fails it and nothing starts); STOP ALL stops Running...Foreground like
+    STOP PIPELINE does."""
     env.db("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))")
     transform = env.transform("ident.py", "import sys\nsys.stdout.write('')\n")
     for name in ("a", "b"):
         env.sql(f"CREATE PIPELINE {name} AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' "
-                + ("WITH TRANSFORM ('ident.py', '', '') " if name == "b" else "")
+                + (f"WITH TRANSFORM ('file://{transform}', '', '') " if name == "b" else "")
                 + "INTO TABLE t")
     transform.unlink()
+    shutil.rmtree(EngineSettings.from_config(env.config).unpack_dir
+                  / pipeline_dir_name(env.database, "b"))
     with pytest.raises(TransformNotUsable):
         env.sql("START ALL PIPELINES")
     assert (env.state("a"), env.state("b")) == ("Stopped", "Stopped")

@@ -49,7 +49,7 @@ def test_where_filters_the_output_of_a_transform(env: Env) -> None:
         "    (n,) = struct.unpack('<Q', hdr)\n"
         "    out.write(inp.read(n).replace(b',', b'\\t') + b'\\n')\n"))
     _pipeline(env, "WHERE t.name <> 'drop'",  # qualified with the table's own name
-              before_into="WITH TRANSFORM ('csv2tsv.py', '', '')")
+              before_into=f"WITH TRANSFORM ('file://{env.sql_dir}/csv2tsv.py', '', '')")
     assert env.sql("START PIPELINE p FOREGROUND") == Message("Query OK, 2 rows affected", 2)
     assert _rows(env) == [(1, "keep"), (3, "keep")]
     assert env.cursors("p") == {0: 3}

@@ -44,7 +44,8 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(env_factory, tmp
     env.db("CREATE TABLE seen (id INT NOT NULL, payload VARCHAR(40), KEY (id))")
     env.transform("ident.py", IDENTITY)
     env.sql(f"CREATE PIPELINE p AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' BATCH_INTERVAL 50 "
-            "MAX_OFFSETS_PER_BATCH_PARTITION 1500 WITH TRANSFORM ('ident.py', '', '') "
+            "MAX_OFFSETS_PER_BATCH_PARTITION 1500 "
+            f"WITH TRANSFORM ('file://{env.sql_dir}/ident.py', '', '') "
             "INTO TABLE seen")
     env.sql("START PIPELINE p")
 

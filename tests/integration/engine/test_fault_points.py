@@ -104,7 +104,7 @@ def _pipeline(env: Env, path: str) -> None:
     transform = ""
     if path == "transform":
         env.transform("ident.py", IDENTITY)
-        transform = "WITH TRANSFORM ('ident.py', '', '') "
+        transform = f"WITH TRANSFORM ('file://{env.sql_dir}/ident.py', '', '') "
     env.sql(f"CREATE PIPELINE p AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' BATCH_INTERVAL 50 "
             f"MAX_OFFSETS_PER_BATCH_PARTITION 1000 {transform}INTO TABLE seen")
 
@@ -183,7 +183,7 @@ def test_a_full_disk_backs_off_without_an_attempt_and_loses_nothing(
     transform = ""
     if path == "transform":
         env.transform("ident.py", IDENTITY)
-        transform = "WITH TRANSFORM ('ident.py', '', '') "
+        transform = f"WITH TRANSFORM ('file://{env.sql_dir}/ident.py', '', '') "
     monkeypatch.setenv(ENV_FAULT, "engine.before_load:enospc")
     env.sql(f"CREATE PIPELINE p AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' BATCH_INTERVAL 50 "
             f"MAX_RETRIES_PER_BATCH_PARTITION 1 {transform}STOP_ON_ERROR OFF INTO TABLE seen")
@@ -284,7 +284,8 @@ def test_a_runaway_transform_fails_its_batch_and_leaves_nothing(
     env.db("CREATE TABLE seen (id INT NOT NULL, payload VARCHAR(40), KEY (id))")
     env.transform("runaway.py", body)
     env.sql(f"CREATE PIPELINE p AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' BATCH_INTERVAL 50 "
-            "MAX_RETRIES_PER_BATCH_PARTITION 2 WITH TRANSFORM ('runaway.py', '', '') "
+            "MAX_RETRIES_PER_BATCH_PARTITION 2 "
+            f"WITH TRANSFORM ('file://{env.sql_dir}/runaway.py', '', '') "
             "INTO TABLE seen")
     env.produce(_rows(0, ROWS))
     env.sql("START PIPELINE p")
@@ -312,12 +313,16 @@ def test_a_pipeline_name_that_reads_as_a_path_never_reaches_one(
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(script, arcname="ident.py")
     env.sql(f"CREATE PIPELINE `x/../y` AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' "
-            "BATCH_INTERVAL 50 WITH TRANSFORM ('bundle.tar.gz', 'ident.py', '') "
+            "BATCH_INTERVAL 50 "
+            f"WITH TRANSFORM ('file://{env.sql_dir}/bundle.tar.gz', 'ident.py', '') "
             "INTO TABLE seen")
     env.produce(_rows(0, ROWS))
     env.sql("START PIPELINE `x/../y`")
     wait_for(lambda: env.cursors("x/../y").get(0) == ROWS, what="the rows of `x/../y`")
     _exactly_once(env, ROWS)
-    unpacked = [p.name for p in (tmp_path / "unpack").iterdir()]
+    # The engine copies the transforms of every running pipeline of the session's stack (the
+    # demo's too, when its test ran first): this test's database has the one directory.
+    unpacked = [p.name for p in (tmp_path / "unpack").iterdir()
+                if p.name.startswith(f"{env.database}.")]
     assert len(unpacked) == 1 and unpacked[0].startswith(f"{env.database}.x_.._y-"), unpacked
     assert not (tmp_path / "y").exists() and not (tmp_path.parent / "y").exists()

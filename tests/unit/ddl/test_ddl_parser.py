@@ -152,12 +152,12 @@ def test_show_create_matches_singlestore_normal_form():
 
 def test_expressions_are_verbatim_without_comments():
     node = create(
-        KAFKA + "INTO TABLE t (@a) SET x = IF(@a = '', NULL,  -- empty\n @a), y = COUNT(*) "
+        KAFKA + "INTO TABLE t (@a) SET x = IF(@a = '', NULL,  -- empty\n @a), y = LENGTH(@a) "
         "/* note */ WHERE  x  IS NOT NULL\n AND y<>'WHERE, (x'"
     )
     assert node.set_assignments == (
         ast.SetAssignment("x", "IF(@a = '', NULL, @a)"),
-        ast.SetAssignment("y", "COUNT(*)"),
+        ast.SetAssignment("y", "LENGTH(@a)"),
     )
     assert node.where == "x IS NOT NULL AND y<>'WHERE, (x'"
 

@@ -4,6 +4,7 @@ hand-over (bounded, cancel, errors)."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from matchstream.ddl import ast, parse_statement
 from matchstream.engine.batch import ChunkFeed, _Cancelled, stage_input
 from matchstream.engine.errors import ExtractError
 from matchstream.engine.extractor import Message, PartitionData
+from matchstream.engine.loader import LoadSpec
 
 
 def _old_writer(values: list[bytes], terminator: bytes) -> tuple[bytes, list[int]]:
@@ -37,8 +40,10 @@ def _old_writer(values: list[bytes], terminator: bytes) -> tuple[bytes, list[int
 def test_work_file_has_the_same_bytes_and_line_map(
     tmp_path: Path, terminator: str, values: list[bytes]
 ) -> None:
-    plan: Any = SimpleNamespace(transform=None, name="p", work_dir=tmp_path,
-                                spec=SimpleNamespace(lines_terminated_by=terminator))
+    stmt = parse_statement("CREATE PIPELINE p AS LOAD DATA KAFKA 'h/t' INTO TABLE t")
+    assert isinstance(stmt, ast.CreatePipeline)
+    spec = dataclasses.replace(LoadSpec.from_pipeline(stmt, "db"), lines_terminated_by=terminator)
+    plan: Any = SimpleNamespace(transform=None, name="p", work_dir=tmp_path, spec=spec)
     data = PartitionData(0, 5, 5 + len(values),
                          [Message(5 + i, v) for i, v in enumerate(values)])
     staged = stage_input(plan, data)

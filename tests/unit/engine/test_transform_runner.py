@@ -15,7 +15,11 @@ import pytest
 
 from matchstream.ddl.ast import TransformSpec
 from matchstream.engine.errors import TransformNotUsable
-from matchstream.engine.transform_runner import resolve_transform, run_transform
+from matchstream.engine.transform_runner import (
+    install_transform,
+    resolve_transform,
+    run_transform,
+)
 from matchstream.framing import encode_frames
 
 
@@ -32,14 +36,76 @@ ECHO = (
 )
 
 
-@pytest.mark.parametrize("form", ["file:///ABS", "file://localhost/ABS", "/ABS", "t.py",
-                                  "file:t.py", "./t.py"])
-def test_uri_forms_resolve_to_the_same_file(tmp_path: Path, form: str) -> None:
-    """Absolute forms, and relative paths resolved against the SQL file's directory."""
+def _uri(path: Path) -> str:
+    return f"file://{path}"
+
+
+@pytest.mark.parametrize("form", ["file:///ABS", "file://localhost/ABS"])
+def test_file_uris_install_a_copy(tmp_path: Path, form: str) -> None:
+    """The documented URIs name the file; the engine runs its copy in the pipeline's dir."""
     script = _script(tmp_path / "t.py", ECHO)
     uri = form.replace("/ABS", str(script))
     resolved = resolve_transform(TransformSpec(uri), sql_dir=tmp_path, unpack_dir=tmp_path / "u")
-    assert resolved.executable == script
+    assert resolved.executable == tmp_path / "u" / "t.py"
+    assert resolved.executable.read_bytes() == script.read_bytes()
+
+
+@pytest.mark.parametrize(("form", "hint"), [
+    ("/ABS", "'file:///ABS'"), ("t.py", "'file:///ABS'"), ("./t.py", "'file:///ABS'"),
+    ("file:t.py", "'file:///ABS'"), ("file:/ABS", "'file:///ABS'"),
+    ("memsql://json", "http:// and file://"),
+])
+def test_undocumented_uris_are_refused_with_the_form_to_use(tmp_path: Path, form: str,
+                                                            hint: str) -> None:
+    script = _script(tmp_path / "t.py", ECHO)
+    with pytest.raises(TransformNotUsable) as info:
+        install_transform(TransformSpec(form.replace("/ABS", str(script))), sql_dir=tmp_path,
+                          unpack_dir=tmp_path / "u")
+    assert hint.replace("/ABS", str(script)) in info.value.reason
+    assert not (tmp_path / "u").exists()
+
+
+def test_the_copy_changes_only_when_installed_again(tmp_path: Path) -> None:
+    """Edits to the original need RELOAD TRANSFORM (install), as on SingleStore."""
+    script = _script(tmp_path / "my transform.py", "print(1)\n")
+    spec = TransformSpec(_uri(script))
+    first = install_transform(spec, sql_dir=tmp_path, unpack_dir=tmp_path / "u")
+    assert first.executable.name == "my_transform.py"  # names are sanitised
+    _script(script, "print(2)\n")
+    assert b"print(1)" in resolve_transform(spec, sql_dir=tmp_path,
+                                            unpack_dir=tmp_path / "u").executable.read_bytes()
+    again = install_transform(spec, sql_dir=tmp_path, unpack_dir=tmp_path / "u")
+    assert b"print(2)" in again.executable.read_bytes()
+    assert sorted(p.name for p in (tmp_path / "u").iterdir()) == [".source.json",
+                                                                   "my_transform.py"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".u.")] == []
+
+
+def test_a_sibling_module_is_not_reachable(tmp_path: Path) -> None:
+    """A leaf gets the one file: importing a module next to the original fails."""
+    (tmp_path / "helper.py").write_text("VALUE = 1\n")
+    script = _script(tmp_path / "uses_helper.py", "import helper\nprint(helper.VALUE)\n")
+    resolved = install_transform(TransformSpec(_uri(script)), sql_dir=tmp_path,
+                                 unpack_dir=tmp_path / "u")
+    with (tmp_path / "out").open("wb") as sink:
+        outcome = run_transform(resolved, [b"x"], sink, timeout_s=30)
+    assert not outcome.ok and "No module named 'helper'" in outcome.stderr_tail
+
+
+def test_the_environment_is_minimal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATCHSTREAM_DB_PASSWORD", "secret")
+    monkeypatch.setenv("MATCHSTREAM_TRAINER", "cold")
+    script = _script(tmp_path / "env.py", "import os\nprint(sorted(os.environ))\n"
+                     "print(os.environ['PATH'])\n")
+    resolved = install_transform(TransformSpec(_uri(script)), sql_dir=tmp_path,
+                                 unpack_dir=tmp_path / "u")
+    with (tmp_path / "out").open("wb") as sink:
+        assert run_transform(resolved, [], sink, timeout_s=30,
+                             extra_env={"MATCHSTREAM_DRY_RUN": "1"}).ok
+    names, path = (tmp_path / "out").read_text().splitlines()
+    assert "MATCHSTREAM_DB_PASSWORD" not in names
+    assert "'MATCHSTREAM_TRAINER'" in names and "'MATCHSTREAM_DRY_RUN'" in names
+    assert path.split(":")[0] == str(Path(sys.executable).parent)
 
 
 @pytest.mark.parametrize("case", ["missing", "not-executable", "http", "remote-host"])
@@ -61,17 +127,17 @@ def test_archive_is_unpacked_and_program_found(tmp_path: Path) -> None:
     archive = tmp_path / "bundle.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(inner, arcname="main.py")
-    resolved = resolve_transform(TransformSpec(str(archive), "main.py", "a b"),
+    resolved = resolve_transform(TransformSpec(_uri(archive), "main.py", "a b"),
                                  sql_dir=tmp_path, unpack_dir=tmp_path / "u")
-    assert resolved.executable.parent.parent == tmp_path / "u"
+    assert resolved.executable == tmp_path / "u" / "bundle" / "main.py"
     assert resolved.args == ("a", "b")
     with pytest.raises(TransformNotUsable, match="needs the program"):
-        resolve_transform(TransformSpec(str(archive)), sql_dir=tmp_path, unpack_dir=tmp_path / "u")
+        resolve_transform(TransformSpec(_uri(archive)), sql_dir=tmp_path, unpack_dir=tmp_path / "u")
 
 
 def test_framed_stdin_argv_split_on_spaces_and_cwd(tmp_path: Path) -> None:
     script = _script(tmp_path / "echo.py", ECHO)
-    resolved = resolve_transform(TransformSpec(str(script), "", "-a  b"), sql_dir=tmp_path,
+    resolved = resolve_transform(TransformSpec(_uri(script), "", "-a  b"), sql_dir=tmp_path,
                                  unpack_dir=tmp_path / "u")
     out = io.BytesIO()
     with (tmp_path / "out").open("wb") as sink:
@@ -80,20 +146,20 @@ def test_framed_stdin_argv_split_on_spaces_and_cwd(tmp_path: Path) -> None:
     assert outcome.ok
     out.write((tmp_path / "out").read_bytes())
     args, cwd, data = eval(out.getvalue().decode())  # noqa: S307 - our own repr
-    assert args == ["-a", "b"] and cwd == str(tmp_path)
+    assert args == ["-a", "b"] and cwd == str(tmp_path / "u")  # the copy's directory
     assert data == encode_frames([b"x", b"", b"yz"])
 
 
 def test_exit_status_signal_and_stderr(tmp_path: Path) -> None:
     failing = _script(tmp_path / "f.py", "import sys\nsys.stderr.write('boom\\n')\nsys.exit(2)\n")
-    resolved = resolve_transform(TransformSpec(str(failing)), sql_dir=tmp_path,
+    resolved = resolve_transform(TransformSpec(_uri(failing)), sql_dir=tmp_path,
                                  unpack_dir=tmp_path / "u")
     with (tmp_path / "out").open("wb") as sink:
         outcome = run_transform(resolved, [b"a"], sink, timeout_s=30)
     assert not outcome.ok and outcome.returncode == 2 and "boom" in outcome.stderr_tail
     assert outcome.failure_reason(30) == "transform exited with status 2"
     killed = _script(tmp_path / "k.py", "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n")
-    resolved = resolve_transform(TransformSpec(str(killed)), sql_dir=tmp_path,
+    resolved = resolve_transform(TransformSpec(_uri(killed)), sql_dir=tmp_path,
                                  unpack_dir=tmp_path / "u")
     with (tmp_path / "out").open("wb") as sink:
         outcome = run_transform(resolved, [], sink, timeout_s=30)
@@ -128,7 +194,7 @@ def _hang_with_a_child(tmp_path: Path, name: str) -> tuple[Path, Path]:
 
 def test_timeout_and_cancel_kill_the_process_group(tmp_path: Path) -> None:
     hang, pid_file = _hang_with_a_child(tmp_path, "timeout")
-    resolved = resolve_transform(TransformSpec(str(hang)), sql_dir=tmp_path,
+    resolved = resolve_transform(TransformSpec(_uri(hang)), sql_dir=tmp_path,
                                  unpack_dir=tmp_path / "u")
     started = time.monotonic()
     with (tmp_path / "out").open("wb") as sink:
@@ -136,7 +202,7 @@ def test_timeout_and_cancel_kill_the_process_group(tmp_path: Path) -> None:
     assert outcome.timed_out and not outcome.ok and time.monotonic() - started < 10
     _assert_gone(int(pid_file.read_text()))
     hang, pid_file = _hang_with_a_child(tmp_path, "cancel")
-    resolved = resolve_transform(TransformSpec(str(hang)), sql_dir=tmp_path,
+    resolved = resolve_transform(TransformSpec(_uri(hang)), sql_dir=tmp_path,
                                  unpack_dir=tmp_path / "u")
     cancel = threading.Event()
     threading.Timer(0.5, cancel.set).start()
@@ -151,7 +217,7 @@ READ_ONE = "import os\nos.read(0, 8)\nprint('one')\n"  # 8 bytes of stdin, exit 
 
 
 def test_output_beyond_the_cap_fails_the_run(tmp_path: Path) -> None:
-    resolved = resolve_transform(TransformSpec(str(_script(tmp_path / "e.py", ENDLESS))),
+    resolved = resolve_transform(TransformSpec(_uri(_script(tmp_path / "e.py", ENDLESS))),
                                  sql_dir=tmp_path, unpack_dir=tmp_path / "u")
     started = time.monotonic()
     with (tmp_path / "out").open("wb") as sink:
@@ -164,7 +230,7 @@ def test_output_beyond_the_cap_fails_the_run(tmp_path: Path) -> None:
 
 
 def test_exit_0_with_input_left_unread_fails_the_run(tmp_path: Path) -> None:
-    resolved = resolve_transform(TransformSpec(str(_script(tmp_path / "r.py", READ_ONE))),
+    resolved = resolve_transform(TransformSpec(_uri(_script(tmp_path / "r.py", READ_ONE))),
                                  sql_dir=tmp_path, unpack_dir=tmp_path / "u")
     with (tmp_path / "out").open("wb") as sink:
         outcome = run_transform(resolved, [b"a" * 992] * 20, sink, timeout_s=30)
@@ -172,7 +238,7 @@ def test_exit_0_with_input_left_unread_fails_the_run(tmp_path: Path) -> None:
     assert outcome.failure_reason(30) == (
         "transform exited without reading all of its input: 8 of 20000 bytes read")
     assert (tmp_path / "out").read_bytes() == b"one\n"
-    reads_all = resolve_transform(TransformSpec(str(_script(tmp_path / "a.py", ECHO))),
+    reads_all = resolve_transform(TransformSpec(_uri(_script(tmp_path / "a.py", ECHO))),
                                   sql_dir=tmp_path, unpack_dir=tmp_path / "u")
     with (tmp_path / "out").open("wb") as sink:
         assert run_transform(reads_all, [b"a" * 992] * 5000, sink, timeout_s=30).ok
@@ -197,7 +263,7 @@ def test_work_files_are_removed_on_every_outcome(tmp_path: Path, case: str,
             "timeout": "print('x' * 100, flush=True)\nimport time\ntime.sleep(600)\n",
             "cancel": "print('x' * 100, flush=True)\nimport time\ntime.sleep(600)\n",
             "cap": ENDLESS, "unread": READ_ONE, "exception": ECHO}[case]
-    resolved = resolve_transform(TransformSpec(str(_script(tmp_path / "t.py", body))),
+    resolved = resolve_transform(TransformSpec(_uri(_script(tmp_path / "t.py", body))),
                                  sql_dir=tmp_path, unpack_dir=tmp_path / "u")
     cancel = threading.Event()
     if case == "cancel":
@@ -237,7 +303,7 @@ def test_transform_dies_with_its_engine_without_loading_libc_after_fork(tmp_path
         "    raise OSError('dlopen after import')\n"
         "ctypes.CDLL = _no_dlopen\n"
         "threading.Thread(target=lambda: threading.Event().wait(600), daemon=True).start()\n"
-        f"t = resolve_transform(TransformSpec({str(sleeper)!r}), sql_dir=Path('/'), "
+        f"t = resolve_transform(TransformSpec({_uri(sleeper)!r}), sql_dir=Path('/'), "
         f"unpack_dir=Path({str(tmp_path / 'u')!r}))\n"
         "run_transform(t, [], open('/dev/null', 'wb'), timeout_s=600)\n"
     )

@@ -30,6 +30,7 @@ while True:
     (n,) = struct.unpack('<Q', hdr)
     value = inp.read(n)
     if value == b"sleep":
+        out.flush()  # a pipe is block-buffered (transforms get no PYTHONUNBUFFERED)
         time.sleep(60)
     if value == b"fail":
         sys.exit(3)
