@@ -9,6 +9,7 @@ as in the ``mysql`` client. The first error stops the run and names ``file:line:
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,8 @@ def _run_verdict(
 ) -> None:
     try:
         if isinstance(verdict, Forward):
+            for warning in verdict.warnings:
+                print(warning, file=sys.stderr)  # stderr: stdout stays the result sets
             if verdict.uses_catalog:
                 _ensure_catalog(config)
             _run_sql(conn, verdict.text, out)

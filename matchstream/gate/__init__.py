@@ -3,15 +3,16 @@
 :func:`check_statement` answers one statement with a verdict, or raises :class:`GateRefusal`
 (``file:line:col``, the construct, the SingleStore way to write it and the documentation page):
 
-* what SingleStore rejects is refused (:mod:`.refusals`, :mod:`.keywords`): ``CREATE OR REPLACE
-  VIEW``, triggers, foreign keys, ``ENGINE=``, restricted keywords as bare names, ...;
+* what SingleStore rejects is refused (:mod:`.refusals`): ``CREATE OR REPLACE VIEW``, triggers,
+  foreign keys, ``ENGINE=``, ...; a restricted keyword as a bare name is a warning
+  (:mod:`.keywords`: SingleStore's own examples use some listed words unquoted);
 * what SingleStore has and MariaDB lacks is translated (:mod:`.translation`) or emulated
   (:mod:`.settings`): ``information_schema.PIPELINES*``, ``@@pipelines_*``, ``SET GLOBAL
   pipelines_*``, ``SHOW VARIABLES``;
 * everything else is forwarded as written.
 
 >>> check_statement("SELECT 1")
-Forward(text='SELECT 1', uses_catalog=False)
+Forward(text='SELECT 1', uses_catalog=False, warnings=())
 >>> check_statement("CREATE OR REPLACE VIEW v AS SELECT 1", source="v.sql").location
 Traceback (most recent call last):
 ...
@@ -46,6 +47,7 @@ class Forward:
 
     text: str
     uses_catalog: bool = False
+    warnings: tuple[str, ...] = ()  # shown before it runs; the statement still runs
 
 
 Verdict = Forward | SetVariables | ShowVariables
@@ -68,7 +70,6 @@ def check_statement(
         if showing is not None:
             return showing
     keyword = restricted_identifier(stmt)
-    if keyword is not None:
-        raise keyword
     translation = translate(stmt)
-    return Forward(translation.text, translation.uses_catalog)
+    warnings = (f"warning: {keyword}",) if keyword is not None else ()
+    return Forward(translation.text, translation.uses_catalog, warnings)

@@ -12,7 +12,7 @@ from matchstream.gate import Forward, GateRefusal, SetVariables, ShowVariables, 
 
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "gate" / \
     "singlestore_docs.sql"
-_LINE = re.compile(r"^(?P<sql>.*?) -- expect: (?P<kind>accepted|translated|set|show|refused)"
+_LINE = re.compile(r"^(?P<sql>.*?) -- expect: (?P<kind>accepted|translated|set|show|refused|warned)"
                    r"(?: (?P<rest>.*))?$")
 _REFUSED = re.compile(r"^(?P<line>\d+):(?P<col>\d+) (?P<construct>.+)$")
 
@@ -43,6 +43,13 @@ def test_conformance(number: int, sql: str, kind: str, rest: str) -> None:
         assert error.alternative and error.reference.startswith("https://docs.singlestore.com/")
         return
     verdict = check_statement(sql, source=FIXTURE.name, line=number)
+    if kind == "warned":
+        expected = _REFUSED.match(rest)
+        assert expected and isinstance(verdict, Forward) and verdict.text == sql, rest
+        (warning,) = verdict.warnings
+        assert warning.startswith(f"warning: {FIXTURE.name}:{expected['line']}:"
+                                  f"{expected['col']}: {expected['construct']}"), warning
+        return
     if kind == "accepted":
         assert verdict == Forward(sql, uses_catalog=False)
     elif kind == "translated":
@@ -57,4 +64,4 @@ def test_conformance(number: int, sql: str, kind: str, rest: str) -> None:
 
 def test_every_outcome_is_covered() -> None:
     kinds = {c.values[2] for c in _cases()}  # type: ignore[attr-defined]
-    assert kinds == {"accepted", "translated", "set", "show", "refused"}
+    assert kinds == {"accepted", "translated", "set", "show", "refused", "warned"}
