@@ -250,8 +250,8 @@ class PipelineRunner:
         # a failure, a STOP, or a crash of this engine (step 3).
         plans = catalog.get_plans(control, plan.database, plan.name) if plan.transform else {}
         control.commit()
-        # Step 4: every batch partition loads into this one transaction (steps 5-6 of the
-        # module docstring); the first failure aborts it, which stops the others.
+        # Step 4: every batch partition loads into this one transaction; the first failure
+        # aborts it, which stops the others.
         abort = AbortSignal(stop)
         txn = BatchTransaction(_pooled_connection(pool, self.config), abort)
         round_ = _Round()
