@@ -9,7 +9,9 @@ Measures, in one run, on a private stack (fresh broker + MariaDB on free ports):
 4. the engine end to end with an identity transform.
 
 Each rate is also given as a ratio to the smaller of (1) and (2), the physical limit here.
-Usage: ``.venv/bin/python scripts/bench_engine.py [--messages 200000]``.
+Usage: ``.venv/bin/python scripts/bench_engine.py [--messages 200000] [--partitions 1]``; with
+``--partitions N`` the messages are spread round robin over N partitions, which one batch (one
+transaction) loads together, and (1) reads them one partition after the other.
 """
 
 from __future__ import annotations
@@ -33,33 +35,35 @@ from matchstream.engine.statements import execute
 def main() -> int:
     parser = argparse.ArgumentParser(allow_abbrev=False)
     parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--partitions", type=int, default=1)
     args = parser.parse_args()
     with private_stack("bench-engine-") as (config, work):
-        return _run(config, work, args.messages)
+        return _run(config, work, args.messages, args.partitions)
 
 
-def _run(config: Config, work: Path, n: int) -> int:
+def _run(config: Config, work: Path, n: int, partitions: int = 1) -> int:
     topic = "bench"
     KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap).create_topics(
-        [NewTopic(topic, num_partitions=1, replication_factor=1)])
+        [NewTopic(topic, num_partitions=partitions, replication_factor=1)])
     producer = KafkaProducer(bootstrap_servers=config.kafka_bootstrap, linger_ms=20,
                              batch_size=256 * 1024)
     lines = [f"{i}\tpayload-{i:08d}-abcdefghijklmnopqrstuvwxyz".encode() for i in range(n)]
     started = time.perf_counter()
-    for value in lines:
-        producer.send(topic, value, partition=0)
+    for i, value in enumerate(lines):
+        producer.send(topic, value, partition=i % partitions)
     producer.flush()
     print(f"produced {n} messages in {time.perf_counter() - started:.2f} s")
 
     extractor = Extractor([config.kafka_bootstrap], topic, client_id="bench")
-    marks = extractor.watermarks([0])
+    marks = extractor.watermarks(list(range(partitions)))
     started = time.perf_counter()
-    data = extractor.read(0, 0, n, end_hint=marks[0].high)
+    read = sum(len(extractor.read(p, 0, n, end_hint=marks[p].high).messages)
+               for p in range(partitions))
     consume_s = time.perf_counter() - started
     extractor.close()
-    assert len(data.messages) == n, len(data.messages)
+    assert read == n, read
     consume = n / consume_s
-    kafka_python = _kafka_python_rate(config.kafka_bootstrap, topic, n)
+    kafka_python = _kafka_python_rate(config.kafka_bootstrap, topic, len(range(0, n, partitions)))
 
     conn = open_connection(config)
     with conn.cursor() as cursor:
@@ -92,7 +96,7 @@ def _run(config: Config, work: Path, n: int) -> int:
     conn.close()
 
     limit = min(consume, load)
-    print(f"\nmessages: {n}, 1 partition, payload ~{len(lines[-1])} bytes")
+    print(f"\nmessages: {n}, {partitions} partition(s), payload ~{len(lines[-1])} bytes")
     print(f"{'measurement':<42} {'msgs/s':>10} {'x limit':>8}")
     for label, rate in (
         ("raw consume (extractor, confluent-kafka)", consume),

@@ -58,6 +58,7 @@ __all__ = [
     "NullDefinedBy",
     "OffsetsMode",
     "ReloadTransform",
+    "RetryOptions",
     "SetAssignment",
     "SetBatchInterval",
     "SetConfig",
@@ -66,6 +67,7 @@ __all__ = [
     "SetMaxPartitionsPerBatch",
     "SetMaxRetriesPerBatchPartition",
     "SetOffsets",
+    "SetRetryOptions",
     "SetStopOnError",
     "SelectIntoKafka",
     "SetTransform",
@@ -233,6 +235,32 @@ class SetAssignment:
 
 
 @dataclass(frozen=True)
+class RetryOptions:
+    """``RETRY_OPTIONS '{...}'`` (SingleStore 9.0+, "Pipeline Retry Options"): how a failed batch
+    is retried. A key not written is None; its default (``exponential`` true, ``retry_interval``
+    the pipeline's batch interval, ``max_retry_interval`` ten times ``retry_interval``,
+    ``max_retries`` from ``pipelines_max_retries_per_batch_partition``) is resolved by the engine
+    (``matchstream.engine.settings.retry_policy``), not here.
+    """
+
+    exponential: bool | None = None
+    retry_interval: int | None = None  # milliseconds before the first retry
+    max_retry_interval: int | None = None  # milliseconds, the longest wait between retries
+    max_retries: int | None = None  # attempts before the pipeline stops or skips
+
+    KEYS = ("exponential", "retry_interval", "max_retry_interval", "max_retries")
+
+    def to_json(self) -> str:
+        """The keys written, in the documented order.
+
+        >>> RetryOptions(max_retries=3, exponential=False).to_json()
+        '{"exponential": false, "max_retries": 3}'
+        """
+        values = {key: getattr(self, key) for key in self.KEYS}
+        return json.dumps({k: v for k, v in values.items() if v is not None})
+
+
+@dataclass(frozen=True)
 class CreatePipeline:
     name: str
     source: KafkaSource
@@ -247,6 +275,7 @@ class CreatePipeline:
     max_retries_per_batch_partition: int | None = None
     max_offsets_per_batch_partition: int | None = None
     transform: TransformSpec | None = None
+    retry_options: RetryOptions | None = None
     error_handling: ErrorHandling | None = None
     replace: bool = False  # REPLACE, alone or after IGNORE/SKIP ... ERRORS
     stop_on_error: bool | None = None
@@ -395,6 +424,16 @@ class SetCredentials:
 
 
 @dataclass(frozen=True)
+class SetRetryOptions:
+    """``ALTER PIPELINE p SET RETRY_OPTIONS '{...}'``: replaces the pipeline's retry options."""
+
+    options: RetryOptions
+
+    def apply(self, definition: CreatePipeline) -> CreatePipeline:
+        return replace(definition, retry_options=self.options)
+
+
+@dataclass(frozen=True)
 class SetTransform:
     transform: TransformSpec
 
@@ -423,6 +462,7 @@ OptionAction = (
     | SetMaxOffsetsPerBatchPartition
     | SetConfig
     | SetCredentials
+    | SetRetryOptions
     | SetTransform
     | SetStopOnError
 )
@@ -435,6 +475,7 @@ AlterAction = (
     | SetMaxOffsetsPerBatchPartition
     | SetConfig
     | SetCredentials
+    | SetRetryOptions
     | SetTransform
     | SetStopOnError
     | ReloadTransform

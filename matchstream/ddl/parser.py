@@ -66,7 +66,6 @@ class Parser:
         "RESOURCE": "RESOURCE POOL",
         "ENABLE": "ENABLE OUT_OF_ORDER OPTIMIZATION",
         "DISABLE": "DISABLE OUT_OF_ORDER OPTIMIZATION",
-        "RETRY_OPTIONS": "RETRY_OPTIONS",
         "KAFKA": "KAFKA KEY",
     }
     UNSUPPORTED_TARGET_CLAUSES: ClassVar[dict[str, str]] = {
@@ -88,7 +87,6 @@ class Parser:
         "COLUMNS": "ALTER PIPELINE ... COLUMNS",
         "LINES": "ALTER PIPELINE ... LINES",
         "RESOURCE": "ALTER PIPELINE ... SET RESOURCE POOL",
-        "RETRY_OPTIONS": "ALTER PIPELINE ... SET RETRY_OPTIONS",
         "OFFSET": "ALTER PIPELINE ... SET OFFSET CURSOR",
         "LINK": "ALTER PIPELINE ... SET LINK",
     }
@@ -398,6 +396,38 @@ class Parser:
             state[key] = self._expect_uint(opener.value.upper(), minimum=minimum)
 
         return parse
+
+    def _parse_retry_options_clause(self, state: dict[str, Any], opener: Token) -> None:
+        self._advance()
+        state["retry_options"] = self._retry_options()
+
+    def _retry_options(self) -> ast.RetryOptions:
+        """``'{"exponential": true, "retry_interval": ms, "max_retry_interval": ms,
+        "max_retries": n}'`` ("Pipeline Retry Options"); each key optional, nothing else."""
+        if self._curr.type is TokenType.OP and self._curr.value == "::":
+            raise self._unsupported("RETRY_OPTIONS ::key = 'value'", self._curr,
+                                    "; give the whole JSON object")
+        literal = self._expect_string("the RETRY_OPTIONS JSON object")
+        loaded = json.loads(self._json_object(literal))
+        values: dict[str, Any] = {}
+        for key, value in loaded.items():
+            at = max(literal.value.find(json.dumps(key)), 0)
+            if key not in ast.RetryOptions.KEYS:
+                raise self._error_inside(
+                    f"unknown RETRY_OPTIONS key {key!r} (SingleStore documents "
+                    + ", ".join(ast.RetryOptions.KEYS) + ")", literal, at)
+            if key == "exponential":
+                if not isinstance(value, bool):
+                    raise self._error_inside(
+                        f"RETRY_OPTIONS exponential must be true or false, not {value!r}",
+                        literal, at)
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                unit = "a number of retries" if key == "max_retries" else "milliseconds"
+                raise self._error_inside(
+                    f"RETRY_OPTIONS {key} must be a non-negative integer ({unit}), not "
+                    f"{json.dumps(value)}", literal, at)
+            values[key] = value
+        return ast.RetryOptions(**values)
 
     def _parse_with_transform(self, state: dict[str, Any], opener: Token) -> None:
         self._expect("WITH", "TRANSFORM")
@@ -753,7 +783,7 @@ class Parser:
                         raise self._error(
                             "expected OFFSETS, BATCH_INTERVAL, MAX_PARTITIONS_PER_BATCH, "
                             "MAX_RETRIES_PER_BATCH_PARTITION, MAX_OFFSETS_PER_BATCH_PARTITION, "
-                            "CONFIG, CREDENTIALS or TRANSFORM after SET",
+                            "CONFIG, CREDENTIALS, RETRY_OPTIONS or TRANSFORM after SET",
                             item,
                         )
                     self._advance()
@@ -904,6 +934,7 @@ Parser.CREATE_SOURCE_CLAUSES = (
         Parser._clause_uint("max_offsets_per_batch_partition", 1),
     ),
     _Clause("WITH TRANSFORM", ("WITH",), Parser._parse_with_transform),
+    _Clause("RETRY_OPTIONS", ("RETRY_OPTIONS",), Parser._parse_retry_options_clause),
     _Clause("error handling", ("REPLACE", "IGNORE", "SKIP"), Parser._parse_error_handling),
     _Clause("STOP_ON_ERROR", ("STOP_ON_ERROR",), Parser._parse_stop_on_error),
 )
@@ -937,6 +968,7 @@ Parser.ALTER_SET_PARSERS = {
     ),
     "CONFIG": lambda self: self._alter_json(ast.SetConfig),
     "CREDENTIALS": lambda self: self._alter_json(ast.SetCredentials),
+    "RETRY_OPTIONS": lambda self: ast.SetRetryOptions(self._retry_options()),
     "TRANSFORM": lambda self: ast.SetTransform(self._parse_transform_spec()),
 }
 

@@ -69,6 +69,8 @@ def _create(node: ast.CreatePipeline) -> str:
             lines.append(f"{keyword} {value}")
     if node.transform is not None:
         lines.append(f"WITH TRANSFORM {_transform(node.transform)}")
+    if node.retry_options is not None:
+        lines.append(f"RETRY_OPTIONS {quote_string(node.retry_options.to_json())}")
     handling = [node.error_handling.value] if node.error_handling else []
     handling += ["REPLACE"] if node.replace else []
     if handling:
@@ -176,6 +178,8 @@ def _alter_action(action: ast.AlterAction) -> str:
             return f"CONFIG {quote_string(text)}"
         case ast.SetCredentials(credentials=text):
             return f"CREDENTIALS {quote_string(text)}"
+        case ast.SetRetryOptions(options=options):
+            return f"RETRY_OPTIONS {quote_string(options.to_json())}"
         case ast.SetTransform(transform=spec):
             return f"TRANSFORM {_transform(spec)}"
         case ast.SetStopOnError(value=value):

@@ -1,24 +1,31 @@
-"""One batch partition: transform and load one Kafka partition's offset range, exactly once.
+"""A batch, exactly once: every batch partition's range loads into the batch's one transaction,
+which commits (or rolls back) as a whole, as SingleStore commits a batch.
 
-The protocol (docs/engine.md, "Exactly once"):
+The protocol (docs/engine.md, "Exactly once"), for a batch of partitions P1..Pn:
 
-1. The extracted messages are written to a work file: through the transform (one fresh process,
-   framed stdin, stdout into the file) or, without a transform, as raw lines.
-2. ``LOAD DATA LOCAL INFILE`` runs inside a transaction (:mod:`matchstream.engine.loader`).
-3. Still inside it, the pipeline's registry row and this partition's cursor are locked
-   (``SELECT ... FOR UPDATE``): the pipeline must still be in the state the runner runs it in
-   and the cursor must still equal the range's start. Otherwise STOP, DROP, ``SET OFFSETS`` or
-   another engine got there first and everything is rolled back (the range is *superseded*).
-4. The cursor moves to the range's end and the PIPELINES_BATCHES row is written.
+1. Each batch partition, in its own thread, writes its extracted messages to a work file:
+   through the transform (one fresh process, framed stdin, stdout into the file) or, without a
+   transform, as raw lines (:func:`run_batch_partition`).
+2. Each runs ``LOAD DATA LOCAL INFILE`` inside the batch's one transaction
+   (:class:`matchstream.engine.transaction.BatchTransaction`; the statements of P1..Pn take
+   turns on its connection, :mod:`matchstream.engine.loader`). The first failure of any of them
+   rolls the transaction back; the others stop at their next statement.
+3. Once all n have loaded, still inside it (:func:`commit_batch`), the pipeline's registry row and
+   the partitions' cursors are locked (``SELECT ... FOR UPDATE``): the pipeline must still be in
+   the state the runner runs it in, each cursor must still equal its range's start, and the
+   engine must still hold the catalog's engine lock. Otherwise STOP, DROP, ``SET OFFSETS`` or
+   another engine got there first and everything is rolled back (the batch is *superseded*).
+4. Every cursor moves to its range's end and every PIPELINES_BATCHES row is written.
 5. COMMIT. A failure anywhere before it - transform exit, parse error, a killed engine - leaves
-   the table and the cursor exactly as they were, so the same range is simply done again.
+   every table and cursor exactly as they were, so the same batch is simply done again.
 
 A failure is one of two kinds. The data's (a rejected line, a failing transform, an error of the
-target table, or anything unexpected): an error row and a failed attempt, counted by the runner.
-The infrastructure's (:func:`is_infrastructure`: a lost or killed database session, a deadlock
-or lock-wait timeout, a full disk): ``Outcome.RETRY``, no error row and no attempt, and the
-runner backs off, since retrying the same range later is all that can be done and skipping it
-would lose it.
+target table, or anything unexpected): the batch rolls back, and the failing batch partition gets
+an error row and a failed attempt (:func:`record_failures`, counted by the runner). The
+infrastructure's (:func:`is_infrastructure`: a lost or killed database session, a deadlock or
+lock-wait timeout, a full disk): ``Outcome.RETRY``, no error row and no attempt, and the runner
+backs off, since retrying the same batch later is all that can be done and skipping it would
+lose it.
 
 Because STOP updates the same registry row, a STOP that arrives during step 2 waits for the
 commit of step 5 (the batch finishes) or, if it came first, makes step 3 roll back: a STOP never
@@ -36,7 +43,8 @@ Without a transform, reading and loading overlap (a read followed by a load reac
    file holding the whole range would give; each chunk's ``SAVEPOINT`` reload covers only it.
 3. A rejected line, an extract error from the reader, or STOP seen by either side rolls back
    the whole transaction (nothing of the range stays) and the reader stops reading.
-4. After the last chunk, steps 3-5 run once for the whole range.
+4. After the last chunk the batch partition is ``Outcome.LOADED``; steps 3-5 run once for the
+   whole batch.
 
 Memory: the reader takes one of two slots before reading a chunk and the batch thread frees it
 when that chunk is loaded, so at most two chunks of a partition exist at a time.
@@ -47,6 +55,7 @@ from __future__ import annotations
 import bisect
 import enum
 import errno
+import functools
 import hashlib
 import logging
 import queue
@@ -82,6 +91,7 @@ from matchstream.engine.loader import (
     lines_of,
     load_file,
 )
+from matchstream.engine.transaction import BatchAborted, BatchTransaction
 from matchstream.engine.transform_runner import (
     DEFAULT_OUTPUT_MAX_BYTES,
     ResolvedTransform,
@@ -91,15 +101,15 @@ from matchstream.engine.transform_runner import (
 from matchstream.engine.transform_stream import TransformAborted, TransformStream
 
 __all__ = [
-    "ChunkFeed", "Outcome", "PartitionResult", "PipelinePlan", "pipeline_dir_name",
-    "run_batch_partition",
-    "stage_input",
+    "BatchCommit", "ChunkFeed", "Outcome", "PartitionResult", "PipelinePlan", "commit_batch",
+    "fail_all", "pipeline_dir_name", "record_failures", "run_batch_partition", "stage_input",
 ]
 
 log = logging.getLogger(__name__)
 
 
 class Outcome(enum.Enum):
+    LOADED = "loaded"  # in the batch's transaction, waiting for the batch commit
     COMMITTED = "committed"
     SUPERSEDED = "superseded"  # state or cursor changed under us: rolled back, not an error
     FAILED = "failed"  # the data's failure: an error row and an attempt
@@ -177,6 +187,7 @@ class PartitionResult:
     rows: int = 0
     error: BatchPartitionError | None = None
     warnings: list[Any] = field(default_factory=list)
+    loaded: _Loaded | None = None  # for the batch commit (LOADED) or the Failed row (FAILED)
 
 
 @dataclass
@@ -442,18 +453,20 @@ class ChunkFeed:
             self._slots.release()  # that chunk is loaded: the reader may read one more
 
 
-def _guard(conn: Any, plan: PipelinePlan, data: PartitionData) -> str | None:
-    """Step 3: None if this range may commit, else why not."""
+def _guard(conn: Any, plan: PipelinePlan, ranges: Sequence[PartitionData]) -> str | None:
+    """Step 3: None if these ranges (one batch) may commit, else why not."""
     row = catalog.get_pipeline(conn, plan.database, plan.name, for_update=True)
     if row is None or row.pipeline_id != plan.pipeline_id:
         return "the pipeline was dropped"
     if row.state != plan.run_state:
         return f"the pipeline is now {row.state}"
     cursors = catalog.get_cursors(conn, plan.database, plan.name, for_update=True)
-    current = cursors.get(data.partition)
-    if current is None or current.cursor != data.start:
-        moved = None if current is None else current.cursor
-        return f"the cursor moved to {moved} (SET OFFSETS or another engine)"
+    for data in ranges:
+        current = cursors.get(data.partition)
+        if current is None or current.cursor != data.start:
+            moved = None if current is None else current.cursor
+            return (f"the cursor of partition {data.partition} moved to {moved} (SET OFFSETS "
+                    "or another engine)")
     if plan.engine_session is not None and catalog.engine_session(conn) != plan.engine_session:
         return "this engine no longer holds the catalog's engine lock"
     return None
@@ -500,8 +513,21 @@ def _remove(staged: StagedInput | None) -> None:
             path.unlink(missing_ok=True)
 
 
+@dataclass
+class _Loaded:
+    """What a batch partition loaded into the batch's transaction, for the batch commit."""
+
+    done: PartitionData  # the range loaded (no messages)
+    progress: _Progress
+    rows: int
+    warnings: list[tuple[RowIssue, bytes | None]]  # accepted, numbered in the whole range
+    attempt: int
+    started: float
+    extract_seconds: float
+
+
 def run_batch_partition(
-    conn: Any,
+    txn: BatchTransaction,
     plan: PipelinePlan,
     data: PartitionData | ChunkFeed,
     *,
@@ -510,11 +536,13 @@ def run_batch_partition(
     extract_seconds: float = 0.0,
     cancelled: threading.Event | None = None,
 ) -> PartitionResult:
-    """Steps 1-5 of the module docstring for one batch partition; never raises for bad data.
+    """Steps 1-2 of the module docstring for one batch partition; never raises for bad data.
 
     ``data`` is the whole range, or a :class:`ChunkFeed` delivering it (steps 1-2 per chunk).
-    A failure is returned (``Outcome.FAILED`` with the error) after the rollback, with its
-    PIPELINES_ERRORS row and the failed attempt's PIPELINES_BATCHES row committed.
+    Success is ``Outcome.LOADED``: the rows are in ``txn``, which :func:`commit_batch` commits
+    with every partition's cursor. Any failure aborts ``txn`` (the whole batch), so the sibling
+    partitions stop at their next statement; a failure of the data's is returned as
+    ``Outcome.FAILED`` with its error, to be recorded by :func:`record_failures`.
     """
     started = time.time()
     feed = data if isinstance(data, ChunkFeed) else None
@@ -523,17 +551,15 @@ def run_batch_partition(
     staged: StagedInput | None = None
     progress = _Progress(whole.start)
     rows = lines_before = 0
-    warnings: list[tuple[RowIssue, bytes | None]] = []  # accepted, numbered in the whole range
-    begun = False
+    warnings: list[tuple[RowIssue, bytes | None]] = []
     try:
         chunks = feed.chunks() if feed is not None else [whole]
         for chunk, staged in _stages(plan, whole, chunks, cancelled, progress):
             if cancelled is not None and cancelled.is_set():
                 raise _Cancelled
-            if not begun:
-                conn.begin()  # once: a second BEGIN would commit the chunks before it
-                begun = True
-            load = _load(conn, plan, whole, chunk, staged, lines_before, batch_id)
+            load = txn.run(functools.partial(
+                _load, plan=plan, whole=whole, chunk=chunk, staged=staged,
+                lines_before=lines_before, batch_id=batch_id))
             # The file's accepted warnings with their lines, read now: the file goes next.
             lines = lines_of(staged.path, plan.spec,
                              [i.line_number for i in load.warnings if i.line_number is not None])
@@ -544,59 +570,29 @@ def run_batch_partition(
             lines_before += staged.line_count
             _remove(staged)
             staged = None
-        if not begun:  # a transform that printed nothing: the cursor still moves
-            conn.begin()
-            begun = True
+        if cancelled is not None and cancelled.is_set():
+            raise _Cancelled
         done = PartitionData(whole.partition, whole.start, progress.end)
-        why_not = _guard(conn, plan, done)
-        if why_not is None and cancelled is not None and cancelled.is_set():
-            why_not = "the engine is stopping"
-        if why_not is not None:
-            conn.rollback()
-            log.info("%s %s[%d]@%d..%d rolled back: %s", plan.name, plan.topic, done.partition,
-                     done.start, done.end, why_not)
-            result.outcome = Outcome.SUPERSEDED
-            return result
-        faults.hit("engine.after_guard")
-        last = progress.last
-        catalog.put_cursor(
-            conn, plan.database, plan.name, done.partition, cursor=done.end,
-            history=last.history_mark() if last is not None and last.offset == done.end - 1
-            else None)
-        elapsed = time.time() - started
-        catalog.insert_batch_row(
-            conn, **_batch_row(plan, done, batch_id, attempt, "Succeeded", started, elapsed,
-                               extract_seconds, progress, rows),
-        )
-        for issue, line in warnings:
-            catalog.insert_error(
-                conn, database=plan.database, name=plan.name, error_type="Warning",
-                code=issue.code, message=issue.message, kind="Load", line=line,
-                line_number=issue.line_number, batch_id=batch_id,
-                partition=done.partition, start=done.start, end=done.end,
-            )
-        faults.hit("engine.before_commit")
-        conn.commit()
-        result.outcome = Outcome.COMMITTED
-        result.end = done.end
-        result.rows = rows
+        result.outcome = Outcome.LOADED
+        result.end, result.rows = done.end, rows
         result.warnings = [issue for issue, _ in warnings]
+        result.loaded = _Loaded(done, progress, rows, warnings, attempt, started, extract_seconds)
         return result
-    except _Cancelled:  # STOP while reading or transforming: nothing of the range stays
-        _safe_rollback(conn)
+    except (_Cancelled, BatchAborted):  # STOP, or a sibling failed: nothing of the batch stays
+        txn.abort()
         result.outcome = Outcome.SUPERSEDED
         return result
     except BatchPartitionError as exc:
-        _safe_rollback(conn)
+        txn.abort()
         result.error = exc
-        _record_failure(conn, plan, whole, batch_id, attempt, started, extract_seconds, progress,
-                        exc)
+        result.loaded = _Loaded(whole, progress, 0, [], attempt, started, extract_seconds)
         return result
     except Exception as exc:  # noqa: BLE001 - every failure is an outcome, none escapes
-        _safe_rollback(conn)
+        infrastructure = is_infrastructure(exc)
+        txn.abort(broken=infrastructure and not isinstance(exc, OSError))
         args: tuple[Any, ...] = tuple(exc.args)
         code = args[0] if args and isinstance(args[0], int) else None
-        if is_infrastructure(exc):
+        if infrastructure:
             result.outcome = Outcome.RETRY
             result.error = _error(LoadError, plan, whole, f"{type(exc).__name__}: {exc}",
                                   code=code if isinstance(exc, pymysql.MySQLError) else None)
@@ -609,13 +605,79 @@ def run_batch_partition(
         if not isinstance(exc, pymysql.MySQLError):
             log.exception("%s: unexpected failure of %s", plan.name, error.location)
         result.error = error
-        _record_failure(conn, plan, whole, batch_id, attempt, started, extract_seconds, progress,
-                        error)
+        result.loaded = _Loaded(whole, progress, 0, [], attempt, started, extract_seconds)
         return result
     finally:
         if feed is not None:
             feed.abandoned.set()  # the reader stops at its next chunk
         _remove(staged)
+
+
+@dataclass
+class BatchCommit:
+    """How :func:`commit_batch` ended: ``COMMITTED``, ``SUPERSEDED`` (``reason``), ``RETRY``
+    (the infrastructure's ``error``) or ``FAILED`` (``error``, the whole batch's failure)."""
+
+    outcome: Outcome
+    reason: str = ""
+    error: Exception | None = None
+
+
+def commit_batch(
+    txn: BatchTransaction, plan: PipelinePlan, results: Sequence[PartitionResult], *,
+    batch_id: int, cancelled: threading.Event | None = None,
+) -> BatchCommit:
+    """Steps 3-5 of the module docstring, once for the whole batch: every result is LOADED."""
+    loaded = [r.loaded for r in results if r.loaded is not None]
+    try:
+        return txn.run(lambda conn: _commit(conn, txn, plan, loaded, batch_id, cancelled))
+    except BatchAborted:
+        return BatchCommit(Outcome.SUPERSEDED, "the batch was aborted")
+    except Exception as exc:  # noqa: BLE001 - every failure is an outcome, none escapes
+        infrastructure = is_infrastructure(exc)
+        txn.abort(broken=infrastructure and not isinstance(exc, OSError))
+        if infrastructure:
+            log.warning("%s: batch %d rolled back at its commit, to be retried: %s", plan.name,
+                        batch_id, exc)
+            return BatchCommit(Outcome.RETRY, error=exc)
+        if not isinstance(exc, pymysql.MySQLError):
+            log.exception("%s: unexpected failure committing batch %d", plan.name, batch_id)
+        return BatchCommit(Outcome.FAILED, error=exc)
+
+
+def _commit(conn: Any, txn: BatchTransaction, plan: PipelinePlan, loaded: Sequence[_Loaded],
+            batch_id: int, cancelled: threading.Event | None) -> BatchCommit:
+    why_not = _guard(conn, plan, [item.done for item in loaded])
+    if why_not is None and cancelled is not None and cancelled.is_set():
+        why_not = "the engine is stopping"
+    if why_not is not None:
+        txn.abort()
+        log.info("%s batch %d (%s) rolled back: %s", plan.name, batch_id,
+                 ", ".join(f"{plan.topic}[{i.done.partition}]@{i.done.start}..{i.done.end}"
+                           for i in loaded), why_not)
+        return BatchCommit(Outcome.SUPERSEDED, why_not)
+    faults.hit("engine.after_guard")
+    for item in loaded:
+        done, last = item.done, item.progress.last
+        catalog.put_cursor(
+            conn, plan.database, plan.name, done.partition, cursor=done.end,
+            history=last.history_mark() if last is not None and last.offset == done.end - 1
+            else None)
+        elapsed = time.time() - item.started
+        catalog.insert_batch_row(
+            conn, **_batch_row(plan, done, batch_id, item.attempt, "Succeeded", item.started,
+                               elapsed, item.extract_seconds, item.progress, item.rows),
+        )
+        for issue, line in item.warnings:
+            catalog.insert_error(
+                conn, database=plan.database, name=plan.name, error_type="Warning",
+                code=issue.code, message=issue.message, kind="Load", line=line,
+                line_number=issue.line_number, batch_id=batch_id,
+                partition=done.partition, start=done.start, end=done.end,
+            )
+    faults.hit("engine.before_commit")
+    txn.commit()
+    return BatchCommit(Outcome.COMMITTED)
 
 
 def _load(
@@ -689,20 +751,44 @@ def record_error(
     )
 
 
-def _record_failure(
-    conn: Any, plan: PipelinePlan, data: PartitionData, batch_id: int, attempt: int,
-    started: float, extract_seconds: float, progress: _Progress, exc: BatchPartitionError,
+def fail_all(plan: PipelinePlan, results: Sequence[PartitionResult], exc: Exception) -> None:
+    """The batch commit failed for the data's reason: every batch partition of it failed."""
+    args: tuple[Any, ...] = tuple(exc.args)
+    code = args[0] if args and isinstance(args[0], int) else None
+    what = "database error" if isinstance(exc, pymysql.MySQLError) else "internal error"
+    for result in results:
+        result.outcome = Outcome.FAILED
+        result.error = LoadError(
+            f"{what} committing the batch: {type(exc).__name__}: {exc}", pipeline=plan.name,
+            topic=plan.topic, partition=result.partition, start=result.start, end=result.end,
+            code=code if isinstance(exc, pymysql.MySQLError) else CODE_INTERNAL)
+
+
+def record_failures(
+    conn: Any, plan: PipelinePlan, results: Sequence[PartitionResult], *, batch_id: int,
 ) -> None:
-    """One Error row and one Failed batch row per failed attempt, committed on their own."""
+    """One Error row and one Failed batch row per failed batch partition of a failed attempt of
+    the batch, committed on their own (after the batch's rollback)."""
+    failed = [r for r in results if r.outcome is Outcome.FAILED and r.error is not None]
+    if not failed:
+        return
     try:
         conn.begin()
-        record_error(conn, plan, exc, batch_id=batch_id)
-        catalog.insert_batch_row(
-            conn, **_batch_row(plan, data, batch_id, attempt, "Failed", started,
-                               time.time() - started, extract_seconds, progress, None),
-        )
+        for result in failed:
+            assert result.error is not None
+            record_error(conn, plan, result.error, batch_id=batch_id)
+            item = result.loaded
+            if item is not None:
+                range_ = PartitionData(result.partition, result.start, result.end)
+                catalog.insert_batch_row(
+                    conn, **_batch_row(plan, range_, batch_id, item.attempt, "Failed",
+                                       item.started, time.time() - item.started,
+                                       item.extract_seconds, item.progress, None),
+                )
         conn.commit()
     except Exception:  # noqa: BLE001 - losing the error row must not lose the error itself
         _safe_rollback(conn)
-        log.exception("could not record the failure of %s", exc.location)
-    log.warning("batch partition failed (attempt %d): %s", attempt, exc)
+        log.exception("could not record the failures of batch %d", batch_id)
+    for result in failed:
+        attempt = result.loaded.attempt if result.loaded is not None else 0
+        log.warning("batch partition failed (attempt %d): %s", attempt, result.error)

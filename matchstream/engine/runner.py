@@ -16,15 +16,20 @@ One round (a *batch*), as SingleStore schedules it (docs/singlestore-pipelines.m
    a range that failed before is read again with exactly the same bounds. With a transform the
    range is recorded (``batch_plans``) before the transform runs, so the same holds after a
    STOP or an engine crash: a transform with side effects sees the same input every time.
-4. Run the batch partitions in parallel (:func:`matchstream.engine.batch.run_batch_partition`).
-5. A range that failed for the data's sake counts one attempt. After
-   MAX_RETRIES_PER_BATCH_PARTITION attempts: STOP_ON_ERROR ON puts the pipeline in ``Error`` and
-   ends the runner; OFF skips the range (the cursor moves past it and SKIPPED_BATCH_PARTITIONS
-   grows by one). A commit resets the range's count.
+4. Run the batch partitions in parallel, all in the batch's one transaction, and commit it once
+   they have all loaded (:mod:`matchstream.engine.batch`): the batch commits or rolls back as
+   a whole. The first failure of one aborts the transaction and stops the others.
+5. A range that failed for the data's sake counts one attempt; the whole batch is retried with
+   the same ranges after the retry policy's wait (``settings.retry_policy``: SingleStore 9.x's
+   exponential back-off from the batch interval, or RETRY_OPTIONS). After ``max_retries``
+   attempts: STOP_ON_ERROR ON puts the pipeline in ``Error`` and ends the runner; OFF skips that
+   range (its cursor moves past it and SKIPPED_BATCH_PARTITIONS grows by one) and the next
+   batch loads the other partitions' ranges of the failed one. A commit resets the counts.
 6. An infrastructure failure (broker unreachable or stalled, a lost database session, a
-   deadlock, a full disk: :func:`matchstream.engine.batch.is_infrastructure`) counts no attempt
-   and never skips: the runner backs off (``retry_delay_s`` doubling per failure in a row, up to
-   ``max_backoff_s``) and tries again; the first failure of a streak leaves a ``Warning`` row.
+   deadlock, a full disk: :func:`matchstream.engine.batch.is_infrastructure`) rolls the batch
+   back too, counts no attempt and never skips: the runner backs off (``retry_delay_s``
+   doubling per failure in a row, up to ``max_backoff_s``) and tries again; the first failure
+   of a streak leaves a ``Warning`` row.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import queue
 import threading
 import time
 from collections.abc import Generator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,8 +52,11 @@ from matchstream.engine.batch import (
     Outcome,
     PartitionResult,
     PipelinePlan,
+    commit_batch,
+    fail_all,
     pipeline_dir_name,
     record_error,
+    record_failures,
     run_batch_partition,
 )
 from matchstream.engine.catalog import PipelineRow, State
@@ -57,6 +65,7 @@ from matchstream.engine.errors import (
     CursorBeyondEndError,
     EngineError,
     ExtractError,
+    LoadError,
 )
 from matchstream.engine.extractor import (
     Extractor,
@@ -68,7 +77,13 @@ from matchstream.engine.extractor import (
     pipeline_extractor,
 )
 from matchstream.engine.loader import LoadSpec
-from matchstream.engine.settings import DATABASE_ERRORS, EngineSettings, open_connection
+from matchstream.engine.settings import (
+    DATABASE_ERRORS,
+    EngineSettings,
+    open_connection,
+    retry_policy,
+)
+from matchstream.engine.transaction import AbortSignal, BatchTransaction
 from matchstream.engine.transform_runner import resolve_transform
 
 __all__ = ["PipelineRunner", "RunSummary", "build_plan"]
@@ -103,13 +118,12 @@ class _Round:
     # Some reads failed while other batch partitions ran: a batch, followed by the retry delay.
     extract_failures: int = 0
     fatal: EngineError | None = None
+    history_changed: CursorBeyondEndError | None = None  # step 1's check failed: state Error
     rows: int = 0
     results: list[PartitionResult] = field(default_factory=list)
-
-    @property
-    def retry_soon(self) -> bool:
-        return (self.failed or self.extract_failures > 0
-                or any(r.outcome is Outcome.FAILED for r in self.results))
+    # The highest attempt number of a range that failed for the data's sake and is retried:
+    # the runner waits the retry policy's delay for it before the next batch.
+    failed_attempt: int = 0
 
     @property
     def committed(self) -> bool:
@@ -152,6 +166,7 @@ class PipelineRunner:
         self.foreground = foreground
         self.run_state = State.FOREGROUND if foreground else State.RUNNING
         self.plan = build_plan(row, settings, run_state=self.run_state)
+        self.retry = retry_policy(self.plan.stmt)
         self._retries: dict[tuple[int, int], _Retry] = {}
         self._rotation = 0
         self._known_marks: dict[int, Watermarks] = {}
@@ -199,8 +214,8 @@ class PipelineRunner:
                         self._trim_batches(control)
                         if limit_batches is not None and summary.batches >= limit_batches:
                             break
-                    if round_.retry_soon:
-                        stop.wait(self.settings.retry_delay_s)
+                    if round_.failed_attempt:
+                        stop.wait(self.retry.delay_s(round_.failed_attempt))
         finally:
             extractor.close()
             _close(control)
@@ -231,6 +246,63 @@ class PipelineRunner:
             ready = (ready + ready)[start : start + parallel]
             self._rotation += parallel
         batch_id = catalog.next_batch_id(control, plan.pipeline_id)
+        # With a transform, a range is planned once and kept: read again with the same end after
+        # a failure, a STOP, or a crash of this engine (step 3).
+        plans = catalog.get_plans(control, plan.database, plan.name) if plan.transform else {}
+        control.commit()
+        # Step 4: every batch partition loads into this one transaction; the first failure
+        # aborts it, which stops the others.
+        abort = AbortSignal(stop)
+        txn = BatchTransaction(_pooled_connection(pool, self.config), abort)
+        round_ = _Round()
+        failures: list[PartitionResult] = []  # extract failures of the data's kind
+        futures: list[Future[PartitionResult]] = []
+        try:
+            for partition, cursor, end in ready:
+                if abort.is_set():
+                    break  # a batch partition already failed (or STOP): the batch is lost
+                outcome = self._start_partition(
+                    control, extractor, executor, txn, partition, cursor, end, plans,
+                    batch_id, abort, stop)
+                if isinstance(outcome, Future):
+                    futures.append(outcome)
+                    continue
+                txn.abort()
+                round_.extract_failures += 1
+                if isinstance(outcome, CursorBeyondEndError):  # the partition's history changed
+                    round_.history_changed = outcome
+                elif outcome.outcome is Outcome.RETRY:
+                    round_.infrastructure = outcome.error
+                else:
+                    failures.append(outcome)
+                break
+            round_.results = [future.result() for future in futures]
+        finally:
+            if not all(f.done() for f in futures):  # only after an unexpected exception above
+                txn.abort()
+                wait(futures)
+        try:
+            self._settle(control, txn, round_, failures, batch_id, stop)
+        finally:
+            txn.abort()  # a no-op after the commit; never hand back an open transaction
+            if txn.broken:
+                _close(txn.conn)
+            else:
+                pool.put(txn.conn)
+        # No batch partition ran: not a batch (LIMIT n BATCHES does not count it).
+        round_.failed = not futures and round_.history_changed is None
+        return round_
+
+    def _start_partition(
+        self, control: Any, extractor: Extractor, executor: ThreadPoolExecutor,
+        txn: BatchTransaction, partition: int, cursor: int, end: int,
+        plans: dict[int, tuple[int, int]], batch_id: int, abort: AbortSignal,
+        stop: threading.Event,
+    ) -> Future[PartitionResult] | PartitionResult | CursorBeyondEndError:
+        """Step 3 for one partition: read the range's first chunk and hand the batch partition
+        to a thread (returns its future), or why it could not be read: the history changed (the
+        CursorBeyondEndError), or a read failure as a FAILED (the data's) or RETRY result."""
+        plan = self.plan
         # The range is read in chunks that load (or stream into the transform) while the next
         # is read (batch.ChunkFeed). Without a transform, IGNORE n LINES applies to the start of
         # the range only, so such a pipeline keeps one chunk (each LOAD DATA would skip n lines
@@ -241,96 +313,111 @@ class PipelineRunner:
         chunk_messages = self.settings.chunk_messages
         if plan.transform is not None:
             chunk_messages = min(chunk_messages, TRANSFORM_CHUNK_MESSAGES)
-        round_ = _Round()
-        futures = []
-        # With a transform, a range is planned once and kept: read again with the same end after
-        # a failure, a STOP, or a crash of this engine (step 3).
-        plans = catalog.get_plans(control, plan.database, plan.name) if plan.transform else {}
-        control.commit()
-        for partition, cursor, end in ready:
-            key = (partition, cursor)
-            retry = self._retries.get(key)
-            planned = plans.get(partition)
-            if retry is None and planned is not None and planned[0] == cursor \
-                    and cursor < planned[1] <= end:
-                retry = self._retries.setdefault(key, _Retry(planned[1]))
-            limit = self.stmt.effective_max_offsets_per_batch_partition
-            if retry is not None:
-                limit = retry.end - cursor
-            end_hint = retry.end if retry else end
-            started = time.monotonic()
-            chunks: Generator[PartitionData, None, None] | None = None
-            mark = self._mark_to_check(partition, cursor)
-            early = 1 if mark is not None else 0  # step 1: read the mark's message too
-            try:
-                if chunked:
-                    chunks = extractor.read_chunks(
-                        partition, cursor - early, limit + early, end_hint=end_hint,
-                        chunk_messages=chunk_messages, chunk_bytes=self.settings.chunk_bytes,
-                        uncounted=early)
-                    data = next(chunks)
-                else:
-                    data = self._read_whole(extractor, partition, cursor, limit, end_hint,
-                                            early)
-                if mark is not None:
-                    data = self._past_mark(data, mark, cursor, end_hint)
-            except CursorBeyondEndError as exc:  # the partition's history changed
-                if chunks is not None:
-                    chunks.close()
-                round_.fatal = self._fail_pipeline(control, exc, batch_id=batch_id)
-                break
-            except Exception as exc:  # noqa: BLE001 - any broker failure fails this range
-                if chunks is not None:
-                    chunks.close()
-                error = ExtractError(str(exc), pipeline=plan.name, topic=plan.topic,
-                                     partition=partition, start=cursor, end=end_hint)
-                if isinstance(exc, KafkaUnreachable | KafkaStalled):  # step 6
-                    round_.infrastructure = error
-                    round_.extract_failures += 1
-                    continue
-                failed = self._count_failure(control, key, retry or _Retry(end), error, batch_id)
-                if failed.fatal:
-                    return failed
-                round_.extract_failures += 1
-                continue
-            seconds = time.monotonic() - started
-            attempt = self._retries.get(key, _Retry(data.end)).attempts + 1
-            if plan.transform is not None and plans.get(partition) != (cursor, data.end):
-                control.begin()
-                catalog.put_plan(control, plan.database, plan.name, partition, cursor, data.end)
-                control.commit()  # before the transform runs: its side effects see one range
-            if chunks is None:
-                futures.append(executor.submit(
-                    self._run_one, pool, data, batch_id, attempt, seconds, stop))
-                continue
-            feed = ChunkFeed(partition, cursor, min(cursor + limit, end_hint), data)
-            futures.append(executor.submit(
-                self._run_one, pool, feed, batch_id, attempt, seconds, stop))
-            self._read_rest(chunks, feed, stop)
-        if round_.fatal is not None or not futures:
-            for future in futures:  # the partitions checked before it still finish
-                round_.results.append(future.result())
-            round_.failed = round_.fatal is None  # every read failed: no batch ran
-            return round_
-        for future in futures:
-            result = future.result()
-            round_.results.append(result)
-            key = (result.partition, result.start)
-            if result.outcome is Outcome.COMMITTED:
-                round_.rows += result.rows
-                self._retries.pop(key, None)
-            elif result.outcome is Outcome.RETRY:
+        key = (partition, cursor)
+        retry = self._retries.get(key)
+        planned = plans.get(partition)
+        if retry is None and planned is not None and planned[0] == cursor \
+                and cursor < planned[1] <= end:
+            retry = self._retries.setdefault(key, _Retry(planned[1]))
+        limit = self.stmt.effective_max_offsets_per_batch_partition
+        if retry is not None:
+            limit = retry.end - cursor
+        end_hint = retry.end if retry else end
+        started = time.monotonic()
+        chunks: Generator[PartitionData, None, None] | None = None
+        mark = self._mark_to_check(partition, cursor)
+        early = 1 if mark is not None else 0  # step 1: read the mark's message too
+        try:
+            if chunked:
+                chunks = extractor.read_chunks(
+                    partition, cursor - early, limit + early, end_hint=end_hint,
+                    chunk_messages=chunk_messages, chunk_bytes=self.settings.chunk_bytes,
+                    uncounted=early)
+                data = next(chunks)
+            else:
+                data = self._read_whole(extractor, partition, cursor, limit, end_hint, early)
+            if mark is not None:
+                data = self._past_mark(data, mark, cursor, end_hint)
+        except CursorBeyondEndError as exc:  # the partition's history changed
+            if chunks is not None:
+                chunks.close()
+            return exc
+        except Exception as exc:  # noqa: BLE001 - any broker failure fails this range
+            if chunks is not None:
+                chunks.close()
+            error = ExtractError(str(exc), pipeline=plan.name, topic=plan.topic,
+                                 partition=partition, start=cursor, end=end_hint)
+            infrastructure = isinstance(exc, KafkaUnreachable | KafkaStalled)  # step 6
+            return PartitionResult(partition, cursor, end_hint,
+                                   Outcome.RETRY if infrastructure else Outcome.FAILED,
+                                   error=error)
+        seconds = time.monotonic() - started
+        attempt = self._retries.get(key, _Retry(data.end)).attempts + 1
+        if plan.transform is not None and plans.get(partition) != (cursor, data.end):
+            control.begin()
+            catalog.put_plan(control, plan.database, plan.name, partition, cursor, data.end)
+            control.commit()  # before the transform runs: its side effects see one range
+        if chunks is None:
+            return executor.submit(self._run_one, txn, data, batch_id, attempt, seconds, abort)
+        feed = ChunkFeed(partition, cursor, min(cursor + limit, end_hint), data)
+        future = executor.submit(self._run_one, txn, feed, batch_id, attempt, seconds, abort)
+        self._read_rest(chunks, feed, abort)
+        return future
+
+    def _settle(
+        self, control: Any, txn: BatchTransaction, round_: _Round,
+        failures: list[PartitionResult], batch_id: int, stop: threading.Event,
+    ) -> None:
+        """Steps 5-6 once every batch partition has returned: commit the batch, or record why
+        not and count the attempt of each batch partition that failed for the data's sake."""
+        plan = self.plan
+        results = round_.results
+        if round_.history_changed is not None:
+            txn.abort()
+            round_.fatal = self._fail_pipeline(control, round_.history_changed,
+                                               batch_id=batch_id)
+            return
+        loaded = bool(results) and all(r.outcome is Outcome.LOADED for r in results)
+        if loaded and not round_.extract_failures:
+            commit = commit_batch(txn, plan, results, batch_id=batch_id, cancelled=stop)
+            if commit.outcome is Outcome.COMMITTED:
+                for result in results:
+                    result.outcome = Outcome.COMMITTED
+                    round_.rows += result.rows
+                    self._retries.pop((result.partition, result.start), None)
+                return
+            if commit.outcome is Outcome.RETRY:
+                round_.infrastructure = _as_partition_error(plan, results[0], commit.error)
+                return
+            if commit.outcome is Outcome.FAILED and commit.error is not None:
+                fail_all(plan, results, commit.error)
+            else:  # SUPERSEDED: STOP, DROP, SET OFFSETS, a lost engine lock
+                for result in results:
+                    result.outcome = Outcome.SUPERSEDED
+                return
+        txn.abort()
+        for result in results:
+            if result.outcome is Outcome.RETRY and round_.infrastructure is None:
                 round_.infrastructure = result.error
-            elif result.outcome is Outcome.FAILED and result.error is not None:
-                retry = self._retries.setdefault(key, _Retry(result.end))
-                retry.attempts += 1
-                if retry.attempts >= self.stmt.effective_max_retries_per_batch_partition:
-                    self._retries.pop(key, None)
-                    outcome = self._exhausted(control, result.error, batch_id)
-                    if outcome is not None:
-                        round_.fatal = outcome
-                        return round_
-        return round_
+        failed = [r for r in [*results, *failures] if r.outcome is Outcome.FAILED]
+        record_failures(control, plan, failed, batch_id=batch_id)
+        # The batch is retried as a whole: every partition that was loaded keeps its range.
+        for result in results:
+            if result.outcome is Outcome.LOADED:
+                self._retries.setdefault((result.partition, result.start), _Retry(result.end))
+        for result in failed:
+            assert result.error is not None
+            retry = self._retries.setdefault((result.partition, result.start),
+                                             _Retry(result.end))
+            retry.attempts += 1
+            if retry.attempts < self.retry.max_retries:
+                round_.failed_attempt = max(round_.failed_attempt, retry.attempts)
+                continue
+            self._retries.pop((result.partition, result.start), None)
+            fatal = self._exhausted(control, result.error, batch_id)
+            if fatal is not None:
+                round_.fatal = fatal
+                return
 
     def _read_whole(self, extractor: Extractor, partition: int, cursor: int, limit: int,
                     end_hint: int, early: int) -> PartitionData:
@@ -372,40 +459,19 @@ class PipelineRunner:
             chunks.close()
 
     def _run_one(
-        self, pool: queue.Queue[Any], data: PartitionData | ChunkFeed, batch_id: int,
-        attempt: int, extract_seconds: float, stop: threading.Event,
+        self, txn: BatchTransaction, data: PartitionData | ChunkFeed, batch_id: int,
+        attempt: int, extract_seconds: float, abort: AbortSignal,
     ) -> PartitionResult:
         try:
-            return self._run_with_connection(pool, data, batch_id, attempt, extract_seconds,
-                                             stop)
-        finally:
-            if isinstance(data, ChunkFeed):
-                data.abandoned.set()  # even if no connection could be had: the reader stops
-
-    def _run_with_connection(
-        self, pool: queue.Queue[Any], data: PartitionData | ChunkFeed, batch_id: int,
-        attempt: int, extract_seconds: float, stop: threading.Event,
-    ) -> PartitionResult:
-        try:
-            conn = pool.get_nowait()
-            try:
-                conn.ping(reconnect=False)
-            except Exception:  # noqa: BLE001 - a dead pooled connection is replaced
-                _close(conn)
-                conn = open_connection(self.config)
-        except queue.Empty:
-            conn = open_connection(self.config)
-        try:
-            return run_batch_partition(conn, self.plan, data, batch_id=batch_id,
+            return run_batch_partition(txn, self.plan, data, batch_id=batch_id,
                                        attempt=attempt, extract_seconds=extract_seconds,
-                                       cancelled=stop)
-        except Exception:
-            _close(conn)
-            conn = None
+                                       cancelled=abort)
+        except BaseException:
+            txn.abort(broken=True)  # a bug in the batch code: the batch is lost
             raise
         finally:
-            if conn is not None:
-                pool.put(conn)
+            if isinstance(data, ChunkFeed):
+                data.abandoned.set()  # the reader stops
 
     def _ready_partitions(
         self, control: Any, extractor: Extractor
@@ -525,26 +591,6 @@ class PipelineRunner:
         stop.wait(delay)
 
     # -- failures --------------------------------------------------------------------------
-    def _count_failure(
-        self, control: Any, key: tuple[int, int], retry: _Retry, error: BatchPartitionError,
-        batch_id: int | None,
-    ) -> _Round:
-        """A failure outside run_batch_partition (extraction): record it and count it."""
-        try:
-            control.begin()
-            record_error(control, self.plan, error, batch_id=batch_id)
-            control.commit()
-        except Exception:  # noqa: BLE001
-            log.exception("could not record %s", error)
-        entry = self._retries.setdefault(key, retry)
-        entry.attempts += 1
-        if entry.attempts >= self.stmt.effective_max_retries_per_batch_partition:
-            self._retries.pop(key, None)
-            fatal = self._exhausted(control, error, batch_id)
-            if fatal is not None:
-                return _Round(fatal=fatal)
-        return _Round(failed=True)
-
     def _exhausted(
         self, control: Any, error: BatchPartitionError, batch_id: int | None
     ) -> EngineError | None:
@@ -562,7 +608,7 @@ class PipelineRunner:
                                cursor=error.end)
             catalog.count_skipped(control, plan.pipeline_id)
             log.warning("%s: skipped %s after %d attempts (STOP_ON_ERROR OFF)", plan.name,
-                        error.location, self.stmt.effective_max_retries_per_batch_partition)
+                        error.location, self.retry.max_retries)
         control.commit()
         return None
 
@@ -579,6 +625,27 @@ class PipelineRunner:
         control.commit()
         log.error("%s: pipeline stopped with an error: %s", plan.name, error)
         return error
+
+
+def _pooled_connection(pool: queue.Queue[Any], config: Config) -> Any:
+    """A connection for a batch's transaction: a pooled one that still answers, or a new one."""
+    try:
+        conn = pool.get_nowait()
+    except queue.Empty:
+        return open_connection(config)
+    try:
+        conn.ping(reconnect=False)
+    except Exception:  # noqa: BLE001 - a dead pooled connection is replaced
+        _close(conn)
+        return open_connection(config)
+    return conn
+
+
+def _as_partition_error(plan: PipelinePlan, result: PartitionResult,
+                        exc: Exception | None) -> BatchPartitionError:
+    """An infrastructure failure of the batch commit, as the error the back-off reports."""
+    return LoadError(f"{type(exc).__name__}: {exc}", pipeline=plan.name, topic=plan.topic,
+                     partition=result.partition, start=result.start, end=result.end)
 
 
 def _close(conn: Any) -> None:

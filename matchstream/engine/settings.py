@@ -6,6 +6,7 @@ The setting a user may want to change (the transform timeout) comes from the sha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ import pymysql
 
 from matchstream.config import Config
 from matchstream.db import DatabaseUnreachable, connect
+from matchstream.ddl import ast
 from matchstream.engine.transform_runner import DEFAULT_OUTPUT_MAX_BYTES
 
-__all__ = ["DATABASE_ERRORS", "EngineSettings", "open_connection"]
+__all__ = ["DATABASE_ERRORS", "EngineSettings", "RetryPolicy", "open_connection", "retry_policy"]
 
 # What a lost, refused or broken database session raises (MariaDB restarted, the session
 # killed). The engine treats these as "reconnect and go on", never as a pipeline's error.
@@ -25,7 +27,8 @@ DATABASE_ERRORS = (pymysql.MySQLError, DatabaseUnreachable)
 # How often the engine re-reads the catalog: START/STOP/ALTER from other processes take effect
 # within this (the issue asks for one second).
 DEFAULT_POLL_S = 0.25
-# Pause after a round with a failed batch partition before the retry.
+# The first pause after an infrastructure failure (step 6 of runner.py), doubling per failure in
+# a row. A batch that failed for the data's sake waits as its retry policy says (retry_policy).
 DEFAULT_RETRY_DELAY_S = 0.2
 # Batch partitions run in parallel when MAX_PARTITIONS_PER_BATCH is not given.
 DEFAULT_MAX_PARALLEL_PARTITIONS = 8
@@ -98,6 +101,89 @@ class EngineSettings:
         }
         values.update(overrides)
         return cls(**values)
+
+
+# SingleStore 9.x's defaults of the engine variables the retry policy falls back to (the
+# "Pipeline Retry Options" and engine-variable pages); a pipeline's own clause wins.
+DEFAULT_ENGINE_VARIABLES: Mapping[str, int] = {
+    "pipelines_batch_interval": ast.DEFAULT_BATCH_INTERVAL_MS,
+    "pipelines_max_retries_per_batch_partition": ast.DEFAULT_MAX_RETRIES_PER_BATCH_PARTITION,
+}
+# max_retry_interval without a value: this many times retry_interval.
+MAX_RETRY_INTERVAL_FACTOR = 10
+# Each retry of an exponential policy waits this many times the one before (SingleStore's page
+# says "exponential backoff" without the factor: [UNCONFIRMED], doubling is the usual one).
+BACKOFF_MULTIPLIER = 2
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a batch that failed for the data's sake is retried (SingleStore 9.x)."""
+
+    max_retries: int  # attempts of one range before the pipeline stops (or skips it)
+    retry_interval_ms: int  # the wait after the first failed attempt
+    max_retry_interval_ms: int  # no wait is longer
+    exponential: bool
+
+    def delay_s(self, attempt: int) -> float:
+        """The wait after the ``attempt``-th failed attempt in a row (1-based).
+
+        >>> policy = RetryPolicy(4, 500, 5000, True)
+        >>> [policy.delay_s(n) for n in (1, 2, 3, 4, 5)]
+        [0.5, 1.0, 2.0, 4.0, 5.0]
+        >>> RetryPolicy(4, 500, 5000, False).delay_s(3)
+        0.5
+        """
+        wait = self.retry_interval_ms
+        if self.exponential:
+            wait = min(wait * BACKOFF_MULTIPLIER ** max(attempt - 1, 0),
+                       self.max_retry_interval_ms)
+        return wait / 1000.0
+
+
+def retry_policy(
+    stmt: ast.CreatePipeline, engine_variables: Mapping[str, Any] | None = None,
+) -> RetryPolicy:
+    """THE place a pipeline's retry policy is resolved (SingleStore 9.x, "Pipeline Retry
+    Options"): each RETRY_OPTIONS key, else its default. ``max_retries``: the clause
+    MAX_RETRIES_PER_BATCH_PARTITION, else the engine variable
+    ``pipelines_max_retries_per_batch_partition``; ``retry_interval``: the pipeline's batch
+    interval (BATCH_INTERVAL, else ``pipelines_batch_interval``); ``max_retry_interval``: ten
+    times ``retry_interval``; ``exponential``: true. ``engine_variables`` (``SET GLOBAL
+    pipelines_*``) override :data:`DEFAULT_ENGINE_VARIABLES`.
+
+    >>> from matchstream.ddl import parse_statement
+    >>> stmt = parse_statement("CREATE PIPELINE p AS LOAD DATA KAFKA 'h/t' BATCH_INTERVAL 100 "
+    ...                        "INTO TABLE t")
+    >>> retry_policy(stmt)
+    RetryPolicy(max_retries=4, retry_interval_ms=100, max_retry_interval_ms=1000, exponential=True)
+    >>> retry_policy(stmt, {"pipelines_max_retries_per_batch_partition": 7}).max_retries
+    7
+    """
+    # The catalog attaches the SET GLOBAL pipelines_* values to every stored statement
+    # (``batch_defaults``, SingleStore's defaults when never set); ``engine_variables`` wins.
+    defaults = stmt.batch_defaults
+    variables = {
+        **DEFAULT_ENGINE_VARIABLES,
+        "pipelines_batch_interval": defaults.batch_interval,
+        "pipelines_max_retries_per_batch_partition": defaults.max_retries_per_batch_partition,
+        **(engine_variables or {}),
+    }
+    options = stmt.retry_options or ast.RetryOptions()
+    max_retries = _first(options.max_retries, stmt.max_retries_per_batch_partition,
+                         variables["pipelines_max_retries_per_batch_partition"])
+    interval = _first(options.retry_interval, stmt.batch_interval,
+                      variables["pipelines_batch_interval"])
+    cap = _first(options.max_retry_interval, interval * MAX_RETRY_INTERVAL_FACTOR)
+    exponential = True if options.exponential is None else options.exponential
+    return RetryPolicy(max_retries, interval, cap, exponential)
+
+
+def _first(*values: int | None) -> int:
+    for value in values:
+        if value is not None:
+            return int(value)
+    raise ValueError("no value and no default")
 
 
 def open_connection(config: Config, database: str | None = None) -> Any:

@@ -33,7 +33,7 @@ def test_drift_alerts_name_the_change_and_nothing_before_it(
     model_dir = tmp_path / "models"
     env.db(_statement(REPO / "sql" / "00_schema.sql",
                       "CREATE TABLE IF NOT EXISTS training_metrics"))
-    env.db(_statement(REPO / "sql" / "20_views.sql", "CREATE OR REPLACE VIEW drift_alerts"))
+    env.db(_statement(REPO / "sql" / "20_views.sql", "CREATE VIEW drift_alerts"))
     pipeline = _statement(REPO / "sql" / "10_pipelines.sql", "CREATE OR REPLACE PIPELINE training",
                           {"KAFKA": env.kafka, "TRANSFORMS": str(REPO / "transforms"),
                            "MODEL_DIR": str(model_dir), "FEATURES": str(spec)})

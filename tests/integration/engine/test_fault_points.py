@@ -149,6 +149,62 @@ def test_sigkill_at_a_fault_point_loses_and_duplicates_nothing(
     assert [e for e in env.errors("p") if e["ERROR_TYPE"] == "Error"] == []
 
 
+# Two partitions in one batch (one transaction): killed after some of the LOAD DATA statements of
+# both partitions, after the guard locked both cursors, or with both cursors written.
+TWO_PARTITION_CASES = [
+    ("transform", "engine.after_load#1"),
+    ("transform", "engine.after_load#2"),
+    ("transform", "engine.before_commit"),
+    ("chunked", "engine.after_load#3"),
+    ("chunked", "engine.after_guard"),
+    ("chunked", "engine.before_commit"),
+]
+
+
+@pytest.mark.parametrize(("path", "point"), TWO_PARTITION_CASES,
+                         ids=[f"{p}-{q}" for p, q in TWO_PARTITION_CASES])
+def test_sigkill_in_a_two_partition_batch_commits_neither_partition(
+    env_factory, tmp_path: Path, path: str, point: str,  # noqa: ANN001 - the conftest factory
+) -> None:
+    """The batch is the unit: a kill anywhere in it leaves both partitions' rows and cursors
+    untouched, and the new engine loads every row of both exactly once."""
+    env = env_factory(partitions=2)
+    _pipeline(env, path)
+    half = ROWS // 2  # partition 0 gets ids 0..29, partition 1 ids 30..59 (two chunks each)
+    env.produce(_rows(0, half), partition=0)
+    env.produce(_rows(half, ROWS), partition=1)
+    env.sql("START PIPELINE p")
+    engine_process = EngineProcess(env, tmp_path / "engine.log")
+    marker = tmp_path / "fired"
+    try:
+        engine_process.start({ENV_FAULT: f"{point}:kill", ENV_ONCE: str(marker)})
+        assert engine_process.wait_dead() == -9, "the engine was not killed at the fault point"
+        assert marker.exists()
+        assert env.count("seen") == 0
+        assert env.cursors("p") in ({}, {0: 0}, {1: 0}, {0: 0, 1: 0})
+        engine_process.start()
+        wait_for(lambda: env.cursors("p") == {0: half, 1: ROWS - half},
+                 what="the restarted engine's batch")
+        env.produce(_rows(ROWS, ROWS + half), partition=0)
+        env.produce(_rows(ROWS + half, 2 * ROWS), partition=1)
+        wait_for(lambda: env.cursors("p") == {0: 2 * half, 1: 2 * (ROWS - half)},
+                 what="the next batch")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; engine log:\n{(tmp_path / 'engine.log').read_text()[-4000:]}"
+                             ) from None
+    finally:
+        engine_process.stop()
+    _exactly_once(env, 2 * ROWS)
+    assert env.state("p") == "Running"
+    assert [e for e in env.errors("p") if e["ERROR_TYPE"] == "Error"] == []
+    # The redone batch held both partitions, committed together.
+    per_batch = env.db("SELECT BATCH_ID, COUNT(DISTINCT BATCH_SOURCE_PARTITION_ID) FROM "
+                       "matchstream_catalog.PIPELINES_BATCHES WHERE DATABASE_NAME = %s AND "
+                       "BATCH_PARTITION_STATE = 'Succeeded' GROUP BY BATCH_ID ORDER BY BATCH_ID",
+                       [env.database])
+    assert per_batch and int(per_batch[0][1]) == 2, per_batch
+
+
 @pytest.mark.parametrize("path", ["transform", "chunked"])
 def test_an_error_at_the_commit_is_one_failed_attempt_then_the_batch_loads_once(
     env: Env, engine_process: EngineProcess, tmp_path: Path, path: str,
