@@ -104,8 +104,11 @@ class Dash:
         now = time.time()
         for name, state, cursor, latest in (("scoring", catalog.State.ERROR, 40, 52),
                                             ("training", catalog.State.RUNNING, 500, 500)):
+            topic = TOPIC if name == "scoring" else "dash-training"
             catalog.insert_pipeline(
-                self.conn, database=self.database, name=name, definition="-- test",
+                self.conn, database=self.database, name=name,
+                definition=f"CREATE PIPELINE `{name}` AS LOAD DATA KAFKA '127.0.0.1:9092/{topic}' "
+                "INTO TABLE `predictions`",
                 sql_dir=str(REPO / "sql"), transform_path=None,
                 config_json={"connection_string": f"127.0.0.1:9092/{TOPIC}"
                              if name == "scoring" else "127.0.0.1:9092/dash-training"})
