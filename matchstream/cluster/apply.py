@@ -40,13 +40,14 @@ def connect(config: ClusterConfig) -> pymysql.Connection:
             reason = (f"cannot connect to {config.address}: access denied for "
                       f"{config.user!r} with the password in {config.path}")
         else:
-            reason = f"cannot connect to {config.address}: {exc.args[-1]}"
+            reason = config.redact(f"cannot connect to {config.address}: {exc.args[-1]}")
         raise ClusterApplyError(config.path, reason, code) from exc
 
 
 def apply_statements(
     statements: Sequence[RenderedStatement], connection: Any, *, start: bool = False,
     log: TextIO = sys.stderr, summary: Callable[[RenderedStatement], str] | None = None,
+    redact: Callable[[str], str] = lambda text: text,
 ) -> list[str]:
     """Run every statement; with ``start``, then ``START PIPELINE IF NOT RUNNING`` for each
     pipeline created. Returns the pipelines' names."""
@@ -54,27 +55,28 @@ def apply_statements(
     pipelines = []
     with connection.cursor() as cursor:
         for stmt in statements:
-            _run(cursor, stmt.text, stmt.location)
+            _run(cursor, stmt.text, stmt.location, redact)
             print(f"{stmt.location}: ok: {describe(stmt)}", file=log)
             if stmt.pipeline is not None:
                 pipelines.append(stmt.pipeline)
         if start:
             for name in pipelines:
                 _run(cursor, f"START PIPELINE IF NOT RUNNING {quote_identifier(name)}",
-                     f"START PIPELINE {name}")
+                     f"START PIPELINE {name}", redact)
                 print(f"started pipeline {name}", file=log)
     return pipelines
 
 
-def _run(cursor: Any, text: str, location: str) -> None:
+def _run(cursor: Any, text: str, location: str, redact: Callable[[str], str]) -> None:
     try:
         cursor.execute(text)
         if cursor.description is not None:
             cursor.fetchall()
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        raise ClusterApplyError(location, f"the cluster refused it: {exc.args[-1]}", code
-                                ) from exc
+        # A syntax error quotes the text near the fault, which may be the CREDENTIALS clause.
+        raise ClusterApplyError(location, redact(f"the cluster refused it: {exc.args[-1]}"),
+                                code) from exc
 
 
 def _summary(stmt: RenderedStatement) -> str:

@@ -66,7 +66,8 @@ def _apply(args: argparse.Namespace) -> int:
     statements = render_cluster_sql(config, sql_dir, reveal=True)
     connection = connect(config)
     try:
-        pipelines = apply_statements(statements, connection, start=args.start)
+        pipelines = apply_statements(statements, connection, start=args.start,
+                                     redact=config.redact)
     finally:
         connection.close()
     print(f"applied {len(statements)} statements to {config.address}; pipelines: "

@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from matchstream.cluster.errors import ClusterConfigError
+from matchstream.engine.extractor import CREDENTIAL_KEYS
 
 __all__ = ["ClusterConfig", "load_config"]
 
@@ -68,6 +69,14 @@ class ClusterConfig:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def redact(self, text: str) -> str:
+        """``text`` with the password and every Kafka credential value hidden: a parser's or a
+        server's error quotes the statement around the fault, and that may be the secret."""
+        secrets = [self.password, *(str(v) for v in (self.kafka_credentials or {}).values())]
+        for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+            text = text.replace(secret, "<hidden>")
+        return text
+
 
 def load_config(path: Path | str) -> ClusterConfig:
     """Read and check the cluster file.
@@ -97,6 +106,10 @@ def load_config(path: Path | str) -> ClusterConfig:
             name, f"holds a password but is readable by others (mode {stat.S_IMODE(mode):04o}); "
             f"chmod 600 {name}", "singlestore")
     credentials = reader.mapping(kafka, "kafka", "credentials")
+    for key in reader.mapping(kafka, "kafka", "config") or {}:
+        if key in CREDENTIAL_KEYS:  # CONFIG is printed and not guarded by the file's mode
+            raise ClusterConfigError(name, f"[kafka] config holds the secret {key!r}: put it "
+                                     "in [kafka] credentials", "kafka.config")
     if credentials and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ClusterConfigError(
             name, f"holds Kafka credentials but is readable by others (mode "

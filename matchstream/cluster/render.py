@@ -91,12 +91,15 @@ def _for_cluster(text: str, location: str, config: ClusterConfig,
                                  "('file://localhost${TRANSFORMS}/NAME', '', 'ARGS'): only that "
                                  "form is shipped in the archive")
     shown = _with_kafka_clauses(text, location, config, reveal=False)
+    checked = _with_kafka_clauses(text, location, config, reveal=False, stand_in=True)
     text = _with_kafka_clauses(text, location, config, reveal=True)
     try:
-        node = parse_statement(text)  # the real credentials: '<hidden>' is not JSON
+        # The same keys with empty values: valid JSON ('<hidden>' is not), and a parse error
+        # quoting the line cannot show a secret.
+        node = parse_statement(checked)
     except MatchstreamError as exc:
-        raise ClusterRenderError(location, f"the rendered statement does not parse: {exc}"
-                                 ) from exc
+        raise ClusterRenderError(location, config.redact(
+            f"the rendered statement does not parse: {exc}")) from exc
     result = text if reveal else shown
     if not isinstance(node, ast.CreatePipeline):
         return result, None
@@ -109,12 +112,15 @@ def _for_cluster(text: str, location: str, config: ClusterConfig,
 
 
 def _with_kafka_clauses(text: str, location: str, config: ClusterConfig, *,
-                        reveal: bool) -> str:
+                        reveal: bool, stand_in: bool = False) -> str:
     clauses = []
     if config.kafka_config:
         clauses.append(f"CONFIG {quote_string(json.dumps(config.kafka_config, sort_keys=True))}")
     if config.kafka_credentials:
-        secret = json.dumps(config.kafka_credentials, sort_keys=True) if reveal else HIDDEN
+        if stand_in:
+            secret = json.dumps(dict.fromkeys(config.kafka_credentials, ""), sort_keys=True)
+        else:
+            secret = json.dumps(config.kafka_credentials, sort_keys=True) if reveal else HIDDEN
         clauses.append(f"CREDENTIALS {quote_string(secret)}")
     if not clauses:
         return text
@@ -124,4 +130,5 @@ def _with_kafka_clauses(text: str, location: str, config: ClusterConfig, *,
     if _CONFIG_CLAUSE.match(text[endpoint.end():]):
         raise ClusterRenderError(location, "the statement has its own CONFIG/CREDENTIALS; "
                                  "leave [kafka] config/credentials out of the cluster file")
-    return text[: endpoint.end()] + "\n" + "\n".join(clauses) + text[endpoint.end():]
+    return (text[: endpoint.end()] + "\n" + "\n".join(clauses) + "\n"
+            + text[endpoint.end():].lstrip(" "))

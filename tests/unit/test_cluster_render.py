@@ -153,3 +153,30 @@ def test_the_cluster_gets_no_mariadb_only_construct(tmp_path: Path) -> None:
                 for finding in mariadb_only_constructs(stmt.text + ";\n", "statement")]
     assert not findings, "\n".join(findings)
 
+
+
+def test_a_parse_error_on_the_clauses_line_never_shows_a_credential(tmp_path: Path) -> None:
+    # The inserted CREDENTIALS clause shares the source line of the error: the error quotes it.
+    sql_dir = one_file_sql_dir(tmp_path, "CREATE PIPELINE p AS LOAD DATA KAFKA '${KAFKA}/t' "
+                               "BATCH_INTERVAL 5 CREDENTIALS '{}' INTO TABLE t;\n")
+    config = load_config(write(tmp_path, WITH_KAFKA_AUTH))
+    for reveal in (False, True):
+        with pytest.raises(ClusterRenderError) as info:
+            render_cluster_sql(config, sql_dir, reveal=reveal)
+        assert KAFKA_SECRET not in str(info.value)
+
+
+def test_a_secret_in_kafka_config_is_refused(tmp_path: Path) -> None:
+    from matchstream.cluster.errors import ClusterConfigError
+
+    text = WITH_KAFKA_AUTH.replace('"sasl.mechanism" = "PLAIN" }',
+                                   '"sasl.mechanism" = "PLAIN", "sasl.password" = "x" }', 1)
+    assert text != WITH_KAFKA_AUTH
+    with pytest.raises(ClusterConfigError, match="put it in \\[kafka\\] credentials"):
+        load_config(write(tmp_path, text))
+
+
+def test_redact_hides_the_password_and_every_credential(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, WITH_KAFKA_AUTH))
+    text = config.redact(f"near '{KAFKA_SECRET}' and {config.password}")
+    assert KAFKA_SECRET not in text and config.password not in text and "<hidden>" in text
