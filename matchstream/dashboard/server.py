@@ -105,7 +105,9 @@ class _Handler(BaseHTTPRequestHandler):
             super().log_request(code, size)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
-        sys.stderr.write(f"dashboard: {self.address_string()} {format % args}\n")
+        # As the base class does: a request line's control characters never reach the terminal.
+        message = (format % args).translate(self._control_char_table)  # type: ignore[attr-defined]
+        sys.stderr.write(f"dashboard: {self.address_string()} {message}\n")
 
 
 def serve(host: str, port: int, connect: Callable[[], Any], *, database: str,

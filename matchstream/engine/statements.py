@@ -146,8 +146,9 @@ def _check_set(ctx: _Context, stmt: ast.CreatePipeline) -> None:
         expression = translate(assignment.expression).sql
         try:
             with ctx.conn.cursor() as cursor:
+                # No parameters: pymysql leaves a '%' (the modulo operator) as written.
                 cursor.execute(f"SELECT {quote_identifier(assignment.column)}, ({expression}) "
-                               f"FROM {target} LIMIT 0".replace("%", "%%"))
+                               f"FROM {target} LIMIT 0")
                 cursor.fetchall()
         except pymysql.MySQLError as exc:
             args: tuple[Any, ...] = tuple(exc.args)

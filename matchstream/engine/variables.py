@@ -20,6 +20,7 @@ Only the variables the local engine honours are here; the gate refuses the other
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -93,13 +94,19 @@ class Variable:
             if word in ("OFF", "0", "FALSE"):
                 return False
             raise VariableValueError(self.name, text, "expected ON, OFF, 1 or 0")
-        if not word.isdigit():
+        # ASCII digits only: str.isdigit() takes '²' (int() then fails) and other scripts' digits.
+        if not re.fullmatch(r"[0-9]+", word):
             raise VariableValueError(self.name, text, "expected an unsigned integer")
         number = int(word)
         if number < self.minimum:
             raise VariableValueError(self.name, text, f"the smallest value is {self.minimum}")
+        if number > MAXIMUM:  # a wait of more is no default, and overflows the runner's timer
+            raise VariableValueError(self.name, text, f"the largest value is {MAXIMUM}")
         return number
 
+
+# The largest value a numeric pipelines_* variable takes (a signed 32-bit integer, as ms).
+MAXIMUM = 2**31 - 1
 
 _DEFAULTS = ast.BatchDefaults()
 # Defaults: docs/singlestore-pipelines.md section 6 (and ddl/ast.py, which names the sources).

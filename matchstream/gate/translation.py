@@ -226,6 +226,17 @@ def _catalog_reference(stmt: GateStatement, tokens: list[Token], i: int) -> str 
     if i > 0 and tokens[i - 1].text == ".":
         return None  # db.information_schema.x is not the schema
     upper = name.value.upper()
+    if upper in CATALOG_VIEWS or upper.startswith("PIPELINES"):
+        prev = tokens[i - 1] if i > 0 else None
+        if (stmt.words(1)[:1] and stmt.words(1)[0] in _WRITES) or (
+                prev is not None and prev.is_keyword("INTO", "TABLE", "VIEW", "INSERT", "REPLACE")):
+            # Both databases refuse it; translated, it would rewrite the engine's own state.
+            raise stmt.refusal(
+                schema.start, f"a write to information_schema.{upper}",
+                "information_schema is read-only (on SingleStore as in MariaDB); here it "
+                "would change the local engine's catalog",
+                "ALTER PIPELINE ... SET OFFSETS, CLEAR PIPELINE ERRORS or DROP PIPELINE",
+                DOCS["information_schema"])
     if upper in CATALOG_VIEWS:
         return upper
     if upper.startswith("PIPELINES"):
@@ -236,6 +247,9 @@ def _catalog_reference(stmt: GateStatement, tokens: list[Token], i: int) -> str 
             "query one of those; on SingleStore this view exists", DOCS["information_schema"])
     return None
 
+
+# Statements that write what they name (INSERT and REPLACE write only their INTO target).
+_WRITES = {"DELETE", "UPDATE", "DROP", "TRUNCATE", "ALTER", "RENAME", "LOCK", "LOAD", "HANDLER"}
 
 # What may follow a table reference that has no alias.
 _AFTER_TABLE = {"WHERE", "JOIN", "LEFT", "RIGHT", "INNER", "CROSS", "NATURAL", "STRAIGHT_JOIN",

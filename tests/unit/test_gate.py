@@ -158,3 +158,31 @@ def test_a_restricted_keyword_as_a_bare_name_is_a_warning_and_still_runs(
     (warning,) = verdict.warnings
     assert warning.startswith(f"warning: q.sql:1:{col}: restricted keyword {word!r} as a name")
     assert f"back-quote it: `{word}`" in warning
+
+
+@pytest.mark.parametrize("sql", [
+    "DELETE FROM information_schema.PIPELINES_CURSORS",
+    "TRUNCATE TABLE information_schema.pipelines_errors",
+    "INSERT INTO information_schema.PIPELINES_ERRORS VALUES (1)",
+    "UPDATE information_schema.PIPELINES_CURSORS SET CURSOR_OFFSET = 0",
+    "DROP TABLE information_schema.PIPELINES_CURSORS",
+])
+def test_a_write_to_the_pipeline_views_is_refused_not_sent_to_the_catalog(sql: str) -> None:
+    assert refusal(sql).construct.startswith("a write to information_schema.PIPELINES")
+
+
+def test_reading_the_pipeline_views_into_a_table_is_translated() -> None:
+    verdict = check_statement("INSERT INTO t SELECT PIPELINE_NAME "
+                              "FROM information_schema.PIPELINES")
+    assert isinstance(verdict, Forward) and "`matchstream_catalog`.`PIPELINES`" in verdict.text
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ("'\u00b2'", "unsigned integer"), ("'\u0661\u0662'", "unsigned integer"),
+    ("9" * 31, "largest value"),
+])
+def test_a_set_global_value_that_is_no_plain_number_is_refused(value: str, why: str) -> None:
+    from matchstream.engine.variables import VARIABLES, VariableValueError
+
+    with pytest.raises(VariableValueError, match=why):
+        VARIABLES["pipelines_batch_interval"].parse(value.strip("'"))

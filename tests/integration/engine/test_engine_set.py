@@ -138,3 +138,12 @@ def test_set_is_compiled_against_the_table_at_create(env: Env, assignment: str,
         env.sql(f"CREATE PIPELINE p AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' INTO TABLE t "
                 f"(id, @v) SET {assignment}")
     assert "does not work on table 't'" in str(info.value)
+
+
+def test_a_modulo_in_set_passes_create_and_loads(env: Env) -> None:
+    env.db("CREATE TABLE t (id INT PRIMARY KEY, o BIGINT)")
+    env.produce([b"17"])
+    env.sql(f"CREATE PIPELINE p AS LOAD DATA KAFKA '{env.kafka}/{env.topic}' INTO TABLE t "
+            "(@v) SET id = @v, o = @v % 10")
+    env.sql("START PIPELINE p FOREGROUND")
+    assert env.db("SELECT id, o FROM t") == [(17, 7)]
