@@ -29,9 +29,13 @@ SQL_DIR="${MATCHSTREAM_SQL_DIR:-$ROOT/sql}"
 # Fixed by issue 5: the database sql/00_schema.sql creates and the pipelines/topics.
 DATABASE="speed_dating"
 TOPICS=(training scoring outcomes alerts)
-# Every pipeline of sql/10_pipelines.sql; each reads the topic its name starts with (a reject
-# pipeline records the bad messages its demo pipeline skips, in rejected_rows).
+# The demo's pipelines of sql/10_pipelines.sql; each reads the topic its name starts with (a
+# reject pipeline records the bad messages its demo pipeline skips, in rejected_rows).
 PIPELINES=(training scoring outcomes training_rejects scoring_rejects outcomes_rejects)
+# The last one of sql/10_pipelines.sql loads the alerts topic back into the table of its name:
+# the record the alerts publisher reads (publish_alerts) to publish each alert exactly once.
+ALERTS_PIPELINE=alerts_published
+ALERTS_TOPIC=alerts
 # Partitions per topic: the dev image caps a database at 2 partitions, so more buys nothing.
 TOPIC_PARTITIONS=2
 # The free licence allows 8 cores at most (docs/containers.md, "Limits").
@@ -46,6 +50,8 @@ CATCHUP_TIMEOUT="${MATCHSTREAM_DOCKER_CATCHUP_TIMEOUT:-1800}"
 TRAIN_RATE="${MATCHSTREAM_TRAIN_RATE:-200}"
 # Like the local demo, every n-th true outcome is never sent: those predictions stay awaiting.
 WITHHOLD_EVERY=50
+# Seconds between the alerts publisher's rounds (`matchstream alerts` waits 2 s too).
+ALERTS_INTERVAL="${MATCHSTREAM_DOCKER_ALERTS_INTERVAL:-2}"
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -245,12 +251,22 @@ sql_state() {
 sql_errors() {
   printf "SELECT \`ERROR_TYPE\`, \`ERROR_MESSAGE\` FROM \`information_schema\`.\`PIPELINES_ERRORS\` WHERE \`DATABASE_NAME\` = '%s' AND \`PIPELINE_NAME\` = '%s' ORDER BY \`ERROR_UNIX_TIMESTAMP\` DESC LIMIT 5;\n" "$DATABASE" "$1"
 }
+# Per Kafka partition, the offset up to which the pipeline has loaded and committed (exclusive).
+# SUCCESSFUL_CURSOR_OFFSET, not CURSOR_OFFSET: the docs define CURSOR_OFFSET as the next offset
+# to load, which runs ahead of it while a batch is in flight or failed, and rows not committed
+# yet are not in alerts_published for alerts_to_publish to leave out. NULL counts as nothing.
+sql_partition_cursors() {
+  printf "SELECT \`SOURCE_PARTITION_ID\`, COALESCE(\`SUCCESSFUL_CURSOR_OFFSET\`, 0) FROM \`information_schema\`.\`PIPELINES_CURSORS\` WHERE \`DATABASE_NAME\` = '%s' AND \`PIPELINE_NAME\` = '%s';\n" "$DATABASE" "$1"
+}
 sql_summary() {
   cat <<'SQL'
 SELECT 'training_metrics' AS `table_name`, COUNT(*) AS `row_count` FROM `training_metrics`
 UNION ALL SELECT 'predictions', COUNT(*) FROM `predictions`
 UNION ALL SELECT 'outcomes', COUNT(*) FROM `outcomes`
-UNION ALL SELECT 'rejected_rows', COUNT(*) FROM `rejected_rows`;
+UNION ALL SELECT 'rejected_rows', COUNT(*) FROM `rejected_rows`
+UNION ALL SELECT 'match_alerts', COUNT(*) FROM `match_alerts`
+UNION ALL SELECT 'alerts_published', COUNT(*) FROM `alerts_published`
+UNION ALL SELECT 'alerts_to_publish', COUNT(*) FROM `alerts_to_publish`;
 SELECT COUNT(DISTINCT `model_version`) AS `model_versions_used_for_scoring` FROM `predictions`;
 SELECT `scored`, `awaiting_outcome`, ROUND(`auc`, 3) AS `auc`, ROUND(`accuracy`, 3) AS `accuracy`,
        ROUND(`accuracy_baseline`, 3) AS `always_no_match`, ROUND(`precision`, 3) AS `precision`,
@@ -259,11 +275,16 @@ FROM `live_scoring_accuracy`;
 SQL
 }
 
+# The publisher's statement is sql/alerts/publish.sql (the one `matchstream alerts` runs), rendered
+# like sql/; printed here too, since this script sends it.
 print_script_sql() {
   local pipeline
   for pipeline in "${PIPELINES[@]}"; do
     sql_start "$pipeline"; sql_cursor_sum "$pipeline"; sql_state "$pipeline"; sql_errors "$pipeline"
   done
+  sql_start "$ALERTS_PIPELINE"; sql_partition_cursors "$ALERTS_PIPELINE"
+  sql_state "$ALERTS_PIPELINE"; sql_errors "$ALERTS_PIPELINE"
+  load_publish_sql; printf '%s\n' "$PUBLISH_SQL"
   sql_summary
 }
 
@@ -272,14 +293,15 @@ start_pipeline() {
   sql_start "$1" | s2_sql -D "$DATABASE" || die "could not start pipeline $1"
 }
 
-# Every pipeline but scoring, which starts once a model version exists (start_scoring): on 9.0 a
+# Every pipeline but scoring, which starts once a model version exists (start_scoring); with
+# alerts_published among them, which the alerts publisher needs running (publish_alerts). On 9.0 a
 # failed batch is retried with exponential back-off (retry_options: first wait BATCH_INTERVAL, at
 # most 10x that, pipelines_max_retries_per_batch_partition tries), and each try of score.py waits
 # --wait-for-model 60 s for a model. Scoring rows that arrive first would put the pipeline in
 # Error (and rows in PIPELINES_ERRORS) if training takes minutes, as it can under emulation.
 start_pipelines() {
   local pipeline
-  for pipeline in "${PIPELINES[@]}"; do
+  for pipeline in "${PIPELINES[@]}" "$ALERTS_PIPELINE"; do
     [ "$pipeline" = scoring ] || start_pipeline "$pipeline"
   done
 }
@@ -379,13 +401,129 @@ wait_for_pipelines() {
   done
 }
 
+# --- 5. the alerts publisher ---------------------------------------------------------------
+# What `matchstream alerts` (matchstream/alerts.py) does on the local stack, for SingleStore. The
+# alerts topic is the record of what was published: alerts_published loads it back into the
+# table of that name (primary key the id). A round publishes (sql/alerts/publish.sql, SELECT ...
+# INTO KAFKA of alerts_to_publish: match_alerts without the ids in alerts_published) only when
+# every partition's cursor has reached the topic's end offset, so the table then holds every id
+# on the topic and nothing is sent twice, also not after a round that died half way. It relies
+# on one publisher at a time: one docker_up.sh per stack (the demo's producer assumes it too).
+PUBLISH_SQL=""  # sql/alerts/publish.sql, rendered by load_publish_sql
+ALERTS_LAG=""   # messages of the topic alerts_published has not loaded, set by alerts_lag
+ALERTS_PID=""   # the background publisher of the demo (start_alerts_publisher)
+ALERTS_RUN_DIR=""
+
+load_publish_sql() {
+  PUBLISH_SQL="$(render_sql "$SQL_DIR/alerts/publish.sql")" \
+    || die "could not fill the placeholders of sql/alerts/publish.sql"
+}
+
+# Prints how many messages of the alerts topic the pipeline has not loaded yet, per partition:
+# end offset (kafka-get-offsets.sh: topic:partition:offset) minus the cursor (partition<TAB>
+# offset; a partition without a cursor row has loaded nothing). Fails on a topic without
+# partitions or a look that failed.
+alerts_behind() {
+  local ends cursors
+  ends="$(compose exec -T kafka /opt/kafka/bin/kafka-get-offsets.sh --bootstrap-server kafka:29092 \
+    --topic "$ALERTS_TOPIC")" \
+    || { say "could not read the end offsets of topic $ALERTS_TOPIC"; return 1; }
+  cursors="$(sql_partition_cursors "$ALERTS_PIPELINE" | s2_query)" \
+    || { say "could not read the cursors of pipeline $ALERTS_PIPELINE"; return 1; }
+  { printf '%s\n' "$ends" | awk -F: 'NF >= 3 && $(NF-1) ~ /^[0-9]+$/ && $NF ~ /^[0-9]+$/ {
+      print "end", $(NF-1), $NF }'
+    printf '%s\n' "$cursors" | awk -F'\t' 'NF == 2 { print "cursor", $1, $2 }'
+  } | awk -v topic="$ALERTS_TOPIC" '
+    $1 == "end" { end[$2] = $3; n++ }
+    $1 == "cursor" { cursor[$2] = $3 }
+    END {
+      if (!n) { print "error: topic " topic " has no partitions" > "/dev/stderr"; exit 1 }
+      for (p in end) { d = end[p] - ((p in cursor) ? cursor[p] : 0); if (d > 0) behind += d }
+      print behind + 0
+    }'
+}
+
+# Sets ALERTS_LAG (0: caught up). A pipeline that is behind and not Running cannot catch up by
+# itself, and publishing then could send again what it has not loaded: that ends the publisher
+# (die; in the background publisher, its subshell) with PIPELINES_ERRORS. A failed look returns 1.
+alerts_lag() {
+  local state
+  ALERTS_LAG="$(alerts_behind)" && [[ "$ALERTS_LAG" =~ ^[0-9]+$ ]] || { ALERTS_LAG=""; return 1; }
+  [ "$ALERTS_LAG" -gt 0 ] || return 0
+  state="$(sql_state "$ALERTS_PIPELINE" | s2_query)" || return 1
+  if [ "$state" != Running ]; then
+    sql_errors "$ALERTS_PIPELINE" | s2_sql >&2 || true
+    die "pipeline $ALERTS_PIPELINE is ${state:-missing}, $ALERTS_LAG messages behind topic $ALERTS_TOPIC: not publishing alerts, that could publish again what it has not loaded (errors above; then START PIPELINE IF NOT RUNNING $ALERTS_PIPELINE)"
+  fi
+}
+
+publish_alerts() {
+  printf '%s\n' "$PUBLISH_SQL" | s2_sql -D "$DATABASE"
+}
+
+# The demo's background publisher: a round every ALERTS_INTERVAL seconds, publishing only when
+# caught up, until the stop file appears or this script is gone. It stops only between rounds,
+# never during a publish, so the last round of the demo is the only publisher when it runs.
+alerts_publisher() {
+  while [ ! -e "$ALERTS_RUN_DIR/stop" ] && kill -0 "$$" 2>/dev/null; do
+    if alerts_lag && [ "$ALERTS_LAG" -eq 0 ]; then
+      publish_alerts || say "publishing alerts failed; the next round loads back what reached the topic, then publishes the rest"
+    fi
+    sleep "$ALERTS_INTERVAL"
+  done
+}
+
+start_alerts_publisher() {
+  say "publishing alerts to topic $ALERTS_TOPIC every ${ALERTS_INTERVAL}s, each once the pipeline $ALERTS_PIPELINE has loaded the topic back"
+  ALERTS_RUN_DIR="$(mktemp -d)"
+  # Ctrl-C or a kill stops the script through its EXIT trap, which stops the publisher too (a
+  # background job ignores Ctrl-C).
+  trap 'stop_alerts_publisher || true' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  alerts_publisher & ALERTS_PID=$!
+}
+
+# Waits for the publisher's round in progress to finish; fails if it ended on an error.
+stop_alerts_publisher() {
+  local pid="$ALERTS_PID" status=0
+  [ -n "$pid" ] || return 0
+  ALERTS_PID=""
+  : > "$ALERTS_RUN_DIR/stop"
+  wait "$pid" || status=$?
+  rm -rf "$ALERTS_RUN_DIR"
+  return "$status"
+}
+
+# Until alerts_published has loaded the whole topic, at most CATCHUP_TIMEOUT seconds.
+wait_for_alerts_loaded() {
+  local deadline=$((SECONDS + CATCHUP_TIMEOUT))
+  until alerts_lag && [ "$ALERTS_LAG" -eq 0 ]; do
+    [ "$SECONDS" -lt "$deadline" ] \
+      || die "pipeline $ALERTS_PIPELINE is still ${ALERTS_LAG:-an unknown number of} messages behind topic $ALERTS_TOPIC after ${CATCHUP_TIMEOUT}s"
+    sleep "$ALERTS_INTERVAL"
+  done
+}
+
+# The demo's last round, in the foreground once scoring is done: catch up, publish what is left,
+# then wait until that is loaded back too, so the summary's pending count is final.
+final_alerts_round() {
+  say "last alerts round: waiting for pipeline $ALERTS_PIPELINE to load topic $ALERTS_TOPIC, then publishing what is left"
+  wait_for_alerts_loaded
+  publish_alerts || die "publishing alerts failed (SQL error above)"
+  wait_for_alerts_loaded
+}
+
 summary() {
   say "summary"
   sql_summary | s2_sql -D "$DATABASE" --table
+  say "topic $ALERTS_TOPIC holds $(topic_end "$ALERTS_TOPIC") alerts (alerts_to_publish above: those not on it yet)"
 }
 
 run_demo() {
   local end_training end_scoring
+  load_publish_sql
+  start_alerts_publisher
   end_training="$(topic_end training)"
   end_scoring="$(topic_end scoring)"
   if [ "$end_training" -gt 0 ] || [ "$end_scoring" -gt 0 ]; then
@@ -401,6 +539,9 @@ run_demo() {
     fi
   fi
   wait_for_pipelines
+  stop_alerts_publisher \
+    || say "warning: the background alerts publisher stopped on an error (above); the last round tries again"
+  final_alerts_round
   summary
 }
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -156,3 +158,11 @@ def render_sql(sql_dir: Path | None = None) -> str:
     if proc.returncode != 0:
         raise AssertionError(f"docker_up.sh --print-sql failed ({proc.returncode}):\n{proc.stderr}")
     return proc.stdout
+
+
+def render_sql_file(path: Path) -> str:
+    """One SQL file as scripts/docker_up.sh renders it (through ``--print-sql`` on a directory
+    holding only that file), e.g. sql/alerts/publish.sql."""
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(path, Path(tmp) / f"{path.stem}.sql")
+        return render_sql(Path(tmp))

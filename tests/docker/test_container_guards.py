@@ -96,10 +96,45 @@ def test_docker_up_quotes_every_restricted_word_it_uses() -> None:
     assert not findings, "\n".join(map(str, findings))
 
 
+def test_docker_up_sends_the_alerts_publish_statement_and_the_alerts_pipeline_sql() -> None:
+    sql = script_sql()
+    assert "INTO KAFKA 'kafka:29092/alerts'" in sql
+    assert "START PIPELINE IF NOT RUNNING `alerts_published`;" in sql
+    assert "`PIPELINES_CURSORS` WHERE `DATABASE_NAME` = 'speed_dating' AND `PIPELINE_NAME` = " \
+        "'alerts_published'" in sql
+
+
+def test_docker_up_script_sql_passes_the_singlestore_gate() -> None:
+    # The gate that test_gate_sources.py holds sql/ and the package's SQL strings to, on the
+    # statements docker_up.sh sends itself (pipeline statements are the pipeline parser's).
+    from matchstream.ddl import ast, parse_statement
+    from matchstream.ddl.script import is_pipeline_statement, is_select_into_kafka, split_statements
+    from matchstream.gate import check_statement
+
+    checked = 0
+    for stmt in split_statements(script_sql(), "docker_up.sh --print-script-sql"):
+        if is_select_into_kafka(stmt.text):
+            # The alerts publish: parsed as `matchstream alerts` parses it (pipeline grammar).
+            parsed = parse_statement(stmt.text, line=stmt.line, col=stmt.col,
+                                     source=stmt.source_name)
+            assert isinstance(parsed, ast.SelectIntoKafka)
+            assert parsed.destination.topic == "alerts"
+            checked += 1
+            continue
+        if is_pipeline_statement(stmt.text):
+            continue
+        verdict = check_statement(stmt.text, source=stmt.source_name, line=stmt.line,
+                                  col=stmt.col)
+        assert not getattr(verdict, "warnings", ()), verdict
+        checked += 1
+    assert checked >= 20
+
+
 @pytest.mark.parametrize("sql, word", [
     ("SELECT COUNT(*) AS row_count FROM t", "row_count"),
     ("SELECT minute, COUNT(*) FROM v GROUP BY minute", "minute"),
     ("SELECT STATE FROM information_schema.PIPELINES", "STATE"),
+    ("SELECT id, state FROM v INTO KAFKA 'k:1/alerts' KAFKA KEY \"id\"", "state"),
 ])
 def test_an_unquoted_restricted_word_is_found(sql: str, word: str) -> None:
     findings = unquoted_restricted_words(sql + ";\n", "x.sql")

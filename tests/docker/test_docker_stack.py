@@ -94,7 +94,7 @@ def test_container_demo_scores_every_row_with_several_model_versions(stack) -> N
                                "WHERE DATABASE_NAME = 'speed_dating'"))
     assert states == {"training": "Running", "scoring": "Running", "outcomes": "Running",
                       "training_rejects": "Running", "scoring_rejects": "Running",
-                      "outcomes_rejects": "Running"}
+                      "outcomes_rejects": "Running", "alerts_published": "Running"}
     # The producer checks every row, so the demo sends no bad message.
     assert query(stack, "SELECT COUNT(*) FROM rejected_rows") == [["0"]]
 
@@ -121,6 +121,18 @@ def test_container_demo_scores_every_row_with_several_model_versions(stack) -> N
                "AND BATCH_STATE = 'Succeeded' AND BATCH_PARTITION_EXTRACTED_BYTES > 0")
     assert int(metrics) >= 1
     assert int(metrics) == int(runs)
+
+    # The publisher's last round left nothing pending, and each alert is on the topic once:
+    # as many messages as distinct ids loaded back (alerts_published skips duplicate ids).
+    assert query(stack, "SELECT COUNT(*) FROM alerts_to_publish") == [["0"]]
+    ((loaded,),) = query(stack, "SELECT COUNT(*) FROM alerts_published")
+    out, err, code = stack.exec_in_container(
+        ["/opt/kafka/bin/kafka-get-offsets.sh", "--bootstrap-server", "kafka:29092",
+         "--topic", "alerts"], "kafka")
+    assert code == 0, err
+    on_topic = sum(int(line.rsplit(":", 1)[1]) for line in out.splitlines() if line.count(":") >= 2)
+    assert int(loaded) > 0
+    assert on_topic == int(loaded)
 
 
 def test_daemon_probe_reports_a_reason_when_docker_is_unreachable(monkeypatch) -> None:
