@@ -12,7 +12,7 @@ from matchstream.ddl.tokens import Token, TokenType
 from matchstream.engine import variables
 from matchstream.gate.refusals import DOCS
 from matchstream.gate.statement import GateStatement
-from matchstream.gate.translation import variable_name
+from matchstream.gate.translation import unknown_variable, variable_name
 
 __all__ = ["SetVariables", "ShowVariables", "set_variables", "show_variables"]
 
@@ -87,12 +87,8 @@ def set_variables(stmt: GateStatement) -> SetVariables | None:
     for (name, scope, eq), item in ours:
         first = item[0]
         if name not in variables.VARIABLES:
-            raise stmt.refusal(
-                first.start, f"SET GLOBAL {name}",
-                "not supported by the local engine, which emulates only the pipelines_* "
-                "variables it honours ("
-                + ", ".join(sorted(variables.VARIABLES)) + ")",
-                "leave it out locally; on SingleStore set it there", DOCS["variables"])
+            raise unknown_variable(stmt, first.start, f"SET GLOBAL {name}",
+                                   "leave it out locally; on SingleStore set it there")
         if scope != "GLOBAL":
             raise stmt.refusal(
                 first.start, f"SET {scope + ' ' if scope else ''}{name}",

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from matchstream.ddl.render import quote_identifier
 from matchstream.ddl.tokens import Token, TokenType
 from matchstream.engine import variables
+from matchstream.gate.errors import GateRefusal
 from matchstream.gate.refusals import DOCS
 from matchstream.gate.statement import GateStatement
 
@@ -86,12 +87,8 @@ def translate(stmt: GateStatement) -> Translation:
             continue
         name = read[0]
         if name not in variables.VARIABLES:
-            raise stmt.refusal(
-                token.start, f"@@{name}",
-                "not supported by the local engine, which emulates only the pipelines_* "
-                "variables it honours ("
-                + ", ".join(sorted(variables.VARIABLES)) + ")",
-                "leave it out locally; on SingleStore it keeps its default", DOCS["variables"])
+            raise unknown_variable(stmt, token.start, f"@@{name}",
+                                   "leave it out locally; on SingleStore it keeps its default")
         replacement = variables.read_expression(name)
         if depth == 0 and _bare_item(tokens, i):
             replacement += f" AS {quote_identifier(token.text)}"
@@ -190,6 +187,15 @@ def _colon_operators(
         found.append(((tokens[first].start, tokens[j - 1].end, text), set(range(first, j))))
         i = j
     return found
+
+
+def unknown_variable(stmt: GateStatement, start: int, construct: str,
+                     alternative: str) -> GateRefusal:
+    """The refusal of a ``pipelines_*`` variable the local engine does not emulate."""
+    return stmt.refusal(
+        start, construct, "not supported by the local engine, which emulates only the "
+        "pipelines_* variables it honours (" + ", ".join(sorted(variables.VARIABLES)) + ")",
+        alternative, DOCS["variables"])
 
 
 def _json_step(tokens: list[Token], at: int) -> tuple[str | None, str, int]:
