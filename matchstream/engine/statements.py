@@ -144,19 +144,9 @@ def _check_set(ctx: _Context, stmt: ast.CreatePipeline) -> None:
     target = f"{quote_identifier(ctx.database)}.{quote_identifier(stmt.table)}"
     for assignment in stmt.set_assignments:
         expression = translate(assignment.expression).sql
-        try:
-            with ctx.conn.cursor() as cursor:
-                # No parameters: pymysql leaves a '%' (the modulo operator) as written.
-                cursor.execute(f"SELECT {quote_identifier(assignment.column)}, ({expression}) "
-                               f"FROM {target} LIMIT 0")
-                cursor.fetchall()
-        except pymysql.MySQLError as exc:
-            args: tuple[Any, ...] = tuple(exc.args)
-            reason = str(args[1]) if len(args) > 1 else str(exc)
-            raise EngineError(
-                f"pipeline '{stmt.name}': SET {quote_identifier(assignment.column)} = "
-                f"{assignment.expression} does not work on table '{stmt.table}': {reason}"
-            ) from None
+        _compiles(ctx, stmt, f"SELECT {quote_identifier(assignment.column)}, ({expression}) "
+                  f"FROM {target} LIMIT 0",
+                  f"SET {quote_identifier(assignment.column)} = {assignment.expression}")
 
 
 def _check_where(ctx: _Context, stmt: ast.CreatePipeline, condition: str) -> None:
@@ -164,15 +154,20 @@ def _check_where(ctx: _Context, stmt: ast.CreatePipeline, condition: str) -> Non
     (same column names, the table's name as alias): unknown columns and syntax errors fail
     CREATE instead of every batch."""
     alias = quote_identifier(stmt.table)
+    _compiles(ctx, stmt, f"SELECT 1 FROM {quote_identifier(ctx.database)}.{alias} AS {alias} "
+              f"WHERE ({condition}) LIMIT 0", f"WHERE {condition!r}")
+
+
+def _compiles(ctx: _Context, stmt: ast.CreatePipeline, probe: str, clause: str) -> None:
+    """Run ``probe`` (a SELECT that reads no row) or fail CREATE naming ``clause``."""
     try:
         with ctx.conn.cursor() as cursor:
-            cursor.execute(f"SELECT 1 FROM {quote_identifier(ctx.database)}.{alias} AS {alias} "
-                           f"WHERE ({condition}) LIMIT 0")
+            cursor.execute(probe)  # no parameters: pymysql leaves a '%' (modulo) as written
             cursor.fetchall()
     except pymysql.MySQLError as exc:
         args: tuple[Any, ...] = tuple(exc.args)
         reason = str(args[1]) if len(args) > 1 else str(exc)
-        raise EngineError(f"pipeline '{stmt.name}': WHERE {condition!r} does not work on table "
+        raise EngineError(f"pipeline '{stmt.name}': {clause} does not work on table "
                           f"'{stmt.table}': {reason}") from None
 
 
