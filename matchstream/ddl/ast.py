@@ -260,8 +260,32 @@ class RetryOptions:
         return json.dumps({k: v for k, v in values.items() if v is not None})
 
 
+class _KafkaTextOptions:
+    """What a pipeline and SELECT ... INTO KAFKA share: the Kafka CONFIG/CREDENTIALS JSON and
+    the FIELDS/LINES options with LOAD DATA's MySQL defaults filled in."""
+
+    config: str | None
+    credentials: str | None
+    fields: FieldsOptions | None
+    lines: LinesOptions | None
+
+    @property
+    def effective_fields(self) -> FieldsOptions:
+        return (self.fields or FieldsOptions()).with_defaults()
+
+    @property
+    def effective_lines(self) -> LinesOptions:
+        return (self.lines or LinesOptions()).with_defaults()
+
+    def config_dict(self) -> dict[str, object]:
+        return _json_object(self.config)
+
+    def credentials_dict(self) -> dict[str, object]:
+        return _json_object(self.credentials)
+
+
 @dataclass(frozen=True)
-class CreatePipeline:
+class CreatePipeline(_KafkaTextOptions):
     name: str
     source: KafkaSource
     table: str
@@ -314,19 +338,6 @@ class CreatePipeline:
     def effective_stop_on_error(self) -> bool:
         return _or(self.stop_on_error, self.batch_defaults.stop_on_error)
 
-    @property
-    def effective_fields(self) -> FieldsOptions:
-        return (self.fields or FieldsOptions()).with_defaults()
-
-    @property
-    def effective_lines(self) -> LinesOptions:
-        return (self.lines or LinesOptions()).with_defaults()
-
-    def config_dict(self) -> dict[str, object]:
-        return _json_object(self.config)
-
-    def credentials_dict(self) -> dict[str, object]:
-        return _json_object(self.credentials)
 
     def with_defaults(self) -> CreatePipeline:
         """The statement with every FIELDS/LINES option spelled out, as SHOW CREATE PIPELINE
@@ -526,7 +537,7 @@ class ClearPipelineErrors:
 
 
 @dataclass(frozen=True)
-class SelectIntoKafka:
+class SelectIntoKafka(_KafkaTextOptions):
     """``<select> INTO KAFKA 'host[:port][,...]/topic' [CONFIG '{}'] [CREDENTIALS '{}']
     [FIELDS ...] [LINES ...] [KAFKA KEY column]`` (SingleStore's egress to Kafka).
 
@@ -548,19 +559,6 @@ class SelectIntoKafka:
     key_column: str | None = None
     key_location: str | None = field(default=None, compare=False, repr=False)
 
-    @property
-    def effective_fields(self) -> FieldsOptions:
-        return (self.fields or FieldsOptions()).with_defaults()
-
-    @property
-    def effective_lines(self) -> LinesOptions:
-        return (self.lines or LinesOptions()).with_defaults()
-
-    def config_dict(self) -> dict[str, object]:
-        return _json_object(self.config)
-
-    def credentials_dict(self) -> dict[str, object]:
-        return _json_object(self.credentials)
 
 
 Statement = (
